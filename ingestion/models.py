@@ -1,0 +1,144 @@
+"""Collections, documents, passages (chunks) and their vectors, one embedding space per model."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from pgvector.django import HalfVectorField
+
+# pgvector indexes halfvec up to 4,000 dimensions (DESIGN.md, "Vectors").
+MAX_INDEXED_DIMENSIONS = 4000
+FULLTEXT_CONFIG = "english"
+
+
+class Collection(models.Model):
+    """A set of documents that share read permissions."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    # Readers: every signed-in user when `is_public`, otherwise the chosen groups and users.
+    is_public = models.BooleanField(default=False, help_text="Readable by every signed-in user.")
+    reader_groups = models.ManyToManyField(Group, blank=True, related_name="readable_collections")
+    reader_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="readable_collections"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EmbeddingSpace(models.Model):
+    """One embedding model at one dimensionality. Exactly one space is active for search."""
+
+    class Status(models.TextChoices):
+        BUILDING = "building"
+        READY = "ready"
+        RETIRED = "retired"
+
+    provider_base_url = models.CharField(max_length=500)
+    model = models.CharField(max_length=200)
+    dimensions = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_embedding_space"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({self.dimensions}d)"
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=500)
+    file = models.FileField(upload_to="documents/%Y/%m/", blank=True)
+    text = models.TextField(blank=True, help_text="Source text when no file was uploaded.")
+    source_url = models.URLField(max_length=2000, blank=True)
+    mime_type = models.CharField(max_length=200, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    content_sha256 = models.CharField(max_length=64, db_index=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_embedded = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "content_sha256"], name="unique_content_per_collection"),
+        ]
+        indexes = [GinIndex(fields=["metadata"], name="document_metadata_gin")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    """A passage: what is embedded, retrieved and cited."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    token_count = models.PositiveIntegerField(default=0)
+    heading_path = models.CharField(max_length=1000, blank=True)
+    page = models.PositiveIntegerField(null=True, blank=True)
+    char_start = models.PositiveIntegerField()
+    char_end = models.PositiveIntegerField()
+    content_sha256 = models.CharField(max_length=64, db_index=True)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("heading_path", "text", config=FULLTEXT_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="unique_chunk_ordinal")]
+        indexes = [GinIndex(fields=["search_vector"], name="chunk_search_vector_gin")]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal}"
+
+
+class ChunkEmbedding(models.Model):
+    """A chunk's vector in one embedding space.
+
+    Vectors live beside chunks, not in them, so a new space can be built while search keeps
+    using the active one. Each space has its own partial HNSW expression index
+    (`(embedding::halfvec(N)) ... WHERE space_id = S`), created with the space.
+    """
+
+    chunk = models.ForeignKey(Chunk, on_delete=models.CASCADE, related_name="embeddings")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="embeddings")
+    embedding = HalfVectorField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["space", "chunk"], name="unique_chunk_per_space")]

