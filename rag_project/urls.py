@@ -13,5 +13,6 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("ingestion.urls")),
     path("api/", include("search.urls")),
+    path("v1/", include("search.openai_urls")),
     path("", include("search.page_urls")),
 ]
