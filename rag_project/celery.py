@@ -20,8 +20,6 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
-    # The SQLAlchemy transport polls; a short interval keeps queueing latency low.
-    broker_transport_options={"polling_interval": 0.25, "visibility_timeout": 3600},
     worker_hijack_root_logger=False,
     beat_schedule={
         "documents-sweep-stale": {"task": "ingestion.documents_sweep_stale", "schedule": 60.0},

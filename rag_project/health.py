@@ -40,7 +40,9 @@ def check_provider() -> str:
     config = GenAPIConfig.from_env()
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     # A single, unretried call: readiness must answer quickly and truthfully, not wait out backoff.
-    response = httpx.get(f"{config.base_url.rstrip('/')}/models", headers=headers, timeout=READY_TIMEOUT_SECONDS)
+    response = httpx.get(
+        f"{config.base_url.rstrip('/')}/models", headers=headers, timeout=READY_TIMEOUT_SECONDS
+    )
     if response.status_code != 200:
         raise RuntimeError(f"/v1/models answered HTTP {response.status_code}")
     models = response.json().get("data", [])
@@ -73,4 +75,6 @@ def readyz(request):
             results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
         results[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
     ready = all(result["ok"] for result in results.values())
-    return JsonResponse({"status": "ready" if ready else "not ready", "checks": results}, status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ready" if ready else "not ready", "checks": results}, status=200 if ready else 503
+    )

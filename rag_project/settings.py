@@ -111,10 +111,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or (
     sqlalchemy_broker_url(EMBEDDED_DATABASE_URI)
     if EMBEDDED_DATABASE_URI
-    else "sqla+" + DATABASE_URL.replace("postgres://", "postgresql+psycopg://", 1).replace(
+    else "sqla+"
+    + DATABASE_URL.replace("postgres://", "postgresql+psycopg://", 1).replace(
         "postgresql://", "postgresql+psycopg://", 1
     )
 )
+if not CELERY_BROKER_URL.startswith("sqla+"):
+    # Redis/RabbitMQ: a task unacknowledged for an hour (acks_late, a dead worker) is redelivered.
+    # (The SQLAlchemy transport hands every transport option to create_engine(), so none there.)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "citable")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600)

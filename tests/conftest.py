@@ -15,17 +15,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Read by rag_project.settings at import, which happens after this file is loaded.
-os.environ.setdefault("DJANGO_DEBUG", "1")
-os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
-# Each run gets its own queue so a message left by an earlier run is never consumed by this one.
-os.environ["CELERY_TASK_DEFAULT_QUEUE"] = f"citable-test-{os.getpid()}"
-# The local stand-in's small hash model keeps vectors at 384 dimensions: fast and realistic enough.
-os.environ.setdefault("GENAPI_EMBEDDING_MODEL", "all-minilm-l6-v2")
-os.environ.setdefault("GENAPI_MAX_RETRIES", "4")
-# Never let a test reach a real provider, even with a key in the developer's shell.
-os.environ.pop("SCW_SECRET_KEY", None)
-os.environ.pop("SCW_PROJECT_ID", None)
+# The test environment is prepared in tests/settings.py (loaded before this file).
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +71,9 @@ class WorkerProcess:
                 self.process.wait()
 
 
-def start_worker(tmp_path: Path, *, broker_url: str | None = None, extra_env: dict | None = None,
-                 concurrency: int = 2) -> WorkerProcess:
+def start_worker(
+    tmp_path: Path, *, broker_url: str | None = None, extra_env: dict | None = None, concurrency: int = 2
+) -> WorkerProcess:
     """Start `celery worker` as a real process on the test database and this session's queue."""
     from django.conf import settings
 
@@ -94,10 +85,28 @@ def start_worker(tmp_path: Path, *, broker_url: str | None = None, extra_env: di
     log_path = tmp_path / f"worker-{uuid.uuid4().hex[:8]}.log"
     log_file = open(log_path, "w")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "rag_project", "worker", "--loglevel=INFO",
-         "-Q", env["CELERY_TASK_DEFAULT_QUEUE"], "--pool=threads", f"--concurrency={concurrency}",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
-        cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "rag_project",
+            "worker",
+            "--loglevel=INFO",
+            "-Q",
+            env["CELERY_TASK_DEFAULT_QUEUE"],
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{uuid.uuid4().hex[:6]}@%h",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
     worker = WorkerProcess(process, log_path)
     deadline = time.monotonic() + 60

@@ -1,0 +1,203 @@
+"""`make run`: the whole service on the embedded defaults, one command, Ctrl-C stops everything.
+
+Starts (as child processes, each in its own process group) the local model stand-in when no
+provider is configured, the web server (gunicorn) and one Celery worker with the beat scheduler
+embedded (for the stale-document sweeper). Migrates first, waits for /readyz, prints the URL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[citable] {message}", flush=True)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_http_ok(url: str, timeout: float, procs: list[subprocess.Popen]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in procs):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - localhost only
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def configure_environment() -> tuple[str, int, bool]:
+    env = os.environ
+    # A local run needs no configuration: debug mode unless a production secret is given.
+    if not env.get("DJANGO_SECRET_KEY"):
+        env.setdefault("DJANGO_DEBUG", "1")
+    host = env.get("HOST", "127.0.0.1")
+    port = int(env.get("PORT", "8000"))
+    use_standin = not env.get("SCW_SECRET_KEY") and not env.get("GENAPI_BASE_URL")
+    if use_standin:
+        standin_port = int(env.get("GENAPI_LOCAL_PORT", "8765"))
+        env["GENAPI_BASE_URL"] = f"http://127.0.0.1:{standin_port}/v1"
+        # The stand-in's small model: 384 dimensions (the hash engine, or MiniLM with the minilm engine).
+        env.setdefault("GENAPI_EMBEDDING_MODEL", "all-minilm-l6-v2")
+    return host, port, use_standin
+
+
+def django_manage(*args: str) -> None:
+    subprocess.run([PY, "manage.py", *args], cwd=REPO_ROOT, check=True)
+
+
+def first_run_setup() -> None:
+    """On an empty database, create an admin account and a default collection so the page is usable."""
+    script = (
+        "import secrets\n"
+        "from django.contrib.auth import get_user_model\n"
+        "from ingestion.models import Collection\n"
+        "User = get_user_model()\n"
+        "if not User.objects.filter(is_superuser=True).exists():\n"
+        "    password = secrets.token_urlsafe(12)\n"
+        "    User.objects.create_superuser('admin', '', password)\n"
+        "    print(f'[citable] created the admin account: user admin, password {password} (shown once)')\n"
+        "if not Collection.objects.exists():\n"
+        "    Collection.objects.create(name='Knowledge base', slug='kb', is_public=True)\n"
+        "    print('[citable] created the public collection kb')\n"
+    )
+    subprocess.run([PY, "manage.py", "shell", "-c", script], cwd=REPO_ROOT, check=True)
+
+
+def start(name: str, command: list[str]) -> subprocess.Popen:
+    log(f"starting {name}: {' '.join(command)}")
+    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
+
+
+def stop_all(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 20
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop in time; killing it")
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main() -> int:
+    host, port, use_standin = configure_environment()
+    if not port_is_free(host, port):
+        log(f"port {port} on {host} is taken; set PORT to another one")
+        return 2
+    procs: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if use_standin:
+            standin_port = int(os.environ["GENAPI_BASE_URL"].rsplit(":", 1)[1].split("/")[0])
+            procs["stand-in"] = start(
+                "local model stand-in (no SCW_SECRET_KEY set)",
+                [PY, "-m", "genapi.local", "--host", "127.0.0.1", "--port", str(standin_port)],
+            )
+        log("migrating the database (embedded PostgreSQL unless DATABASE_URL is set)")
+        django_manage("migrate", "--noinput")
+        if os.environ.get("DJANGO_DEBUG", "") not in {"1", "true", "yes", "on"}:
+            django_manage("collectstatic", "--noinput")
+        else:
+            first_run_setup()
+        procs["web"] = start(
+            "web (gunicorn)",
+            [
+                PY,
+                "-m",
+                "gunicorn",
+                "rag_project.wsgi",
+                "--bind",
+                f"{host}:{port}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                os.environ.get("WEB_CONCURRENCY", "2"),
+                "--threads",
+                "8",
+                "--timeout",
+                "180",
+                "--access-logfile",
+                "-",
+            ],
+        )
+        data_dir = Path(os.environ.get("RAG_DATA_DIR", REPO_ROOT / ".data"))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        procs["worker"] = start(
+            "worker (celery, with beat for the sweeper)",
+            [
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "rag_project",
+                "worker",
+                "--beat",
+                "--loglevel=INFO",
+                "--concurrency",
+                os.environ.get("CELERY_CONCURRENCY", "2"),
+                "--schedule",
+                str(data_dir / "celerybeat-schedule"),
+            ],
+        )
+        url = f"http://{host}:{port}/"
+        if wait_http_ok(f"{url}readyz", 120, list(procs.values())):
+            log(
+                f"Citable is up at {url}  (readiness: {url}readyz, API docs: {url}api/docs/). "
+                "Ctrl-C stops it."
+            )
+        else:
+            log(f"not ready yet; see the logs above and {url}readyz")
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    log(f"{name} exited with code {proc.returncode}; stopping the rest")
+                    stopping = True
+                    break
+            time.sleep(0.5)
+    finally:
+        log("stopping")
+        stop_all(procs)
+    failed = [name for name, proc in procs.items() if proc.returncode not in (0, -signal.SIGTERM, None)]
+    return 1 if failed and not stopping else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

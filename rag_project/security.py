@@ -1,0 +1,118 @@
+"""Security plumbing shared by every app: the Content-Security-Policy header and log redaction."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+
+# The page ships no inline scripts or styles and loads nothing from elsewhere, so the policy can be
+# strict in debug too: a violation found locally is one that would break in production.
+DEFAULT_CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "font-src": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
+
+
+def content_security_policy() -> str:
+    """The header value; `settings.RAG_CONTENT_SECURITY_POLICY` (a dict like the default) replaces it."""
+    policy = getattr(settings, "RAG_CONTENT_SECURITY_POLICY", None) or DEFAULT_CONTENT_SECURITY_POLICY
+    return "; ".join(f"{directive} {' '.join(sources)}".strip() for directive, sources in policy.items())
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sets Content-Security-Policy on every response that has none (a view may set its own).
+
+    Works for sync and async stacks, and for streamed responses (headers go out first).
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.header_value = content_security_policy()
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def _apply(self, response):
+        if "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.header_value
+        return response
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._apply(self.get_response(request))
+
+    async def __acall__(self, request):
+        return self._apply(await self.get_response(request))
+
+
+REDACTED = "[REDACTED]"
+# Values that must never reach a log line: bearer tokens, Citable API keys (the public prefix is
+# kept so a key can still be identified), Scaleway access keys, and values of secret-named fields.
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=\-]+"), rf"\1\2{REDACTED}"),
+    (re.compile(r"\b(cit_[0-9a-f]{1,16})_[A-Za-z0-9_\-]+"), rf"\1_{REDACTED}"),
+    (re.compile(r"\bcit_(?![0-9a-f]{1,16}_\[REDACTED\])[A-Za-z0-9_\-]{8,}"), f"cit_{REDACTED}"),
+    (re.compile(r"\bSCW[A-Z0-9]{17}\b"), f"SCW{REDACTED}"),
+    (
+        re.compile(
+            r"(?i)((?:scw_)?(?:secret[_-]?key|access[_-]?key|api[_-]?key|x-auth-token|authorization|password"
+            r"|secret|token)[\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]+)"
+        ),
+        rf"\1{REDACTED}",
+    ),
+]
+_SECRET_ENV_VARS = ("SCW_SECRET_KEY", "DJANGO_SECRET_KEY", "SCW_ACCESS_KEY")
+
+
+def redact_secrets(text: str) -> str:
+    """Replace anything that looks like a credential in `text` with [REDACTED]."""
+    if not text:
+        return text
+    # Exact configured secrets first: they are redacted whatever their format.
+    for name in _SECRET_ENV_VARS:
+        value = os.environ.get(name, "")
+        if len(value) >= 8 and value in text:
+            text = text.replace(value, REDACTED)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class SecretRedactingFilter(logging.Filter):
+    """A logging filter for handlers: rewrites each record's message (and traceback) without secrets.
+
+    Installed on the root handler it sees every record any logger propagates, including third-party ones
+    (httpx, celery, django.request), which a logger-level filter would not.
+    """
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string must not lose the record
+            message = str(record.msg)
+        record.msg = redact_secrets(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_secrets(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_secrets(record.stack_info)
+        return True

@@ -1,0 +1,20 @@
+"""Test settings: the production settings module, with the test environment set before it loads.
+
+pytest-django imports settings before any conftest runs, so the environment is prepared here.
+Subprocesses started by tests (workers, servers) inherit this environment.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_DEBUG", "1")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# Each run gets its own queue so a message left by an earlier run is never consumed by this one.
+os.environ["CELERY_TASK_DEFAULT_QUEUE"] = f"citable-test-{os.getpid()}"
+# The local stand-in's small hash model keeps vectors at 384 dimensions: fast and realistic enough.
+os.environ.setdefault("GENAPI_EMBEDDING_MODEL", "all-minilm-l6-v2")
+os.environ.setdefault("GENAPI_MAX_RETRIES", "4")
+# Never let a test reach a real provider, even with a key in the developer's shell.
+os.environ.pop("SCW_SECRET_KEY", None)
+os.environ.pop("SCW_PROJECT_ID", None)
+
+from rag_project.settings import *  # noqa: E402,F403
