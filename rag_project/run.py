@@ -94,12 +94,11 @@ def start(name: str, command: list[str]) -> subprocess.Popen:
 
 
 def stop_all(procs: dict[str, subprocess.Popen]) -> None:
+    # SIGTERM to each main process only: gunicorn and celery shut their own children down
+    # gracefully; the whole process group is killed only if that takes too long.
     for proc in procs.values():
         if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            proc.terminate()
     deadline = time.monotonic() + 20
     for name, proc in procs.items():
         try:
