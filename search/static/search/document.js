@@ -1,0 +1,8 @@
+/* Document viewer: bring the cited passage (?chunk=ID) into view and give it focus for screen readers. */
+(function () {
+  "use strict";
+  const cited = document.querySelector(".passage--cited");
+  if (!cited) return;
+  cited.scrollIntoView({ block: "center" });
+  cited.focus({ preventScroll: true });
+})();
