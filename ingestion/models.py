@@ -46,6 +46,9 @@ class EmbeddingSpace(models.Model):
     provider_base_url = models.CharField(max_length=500)
     model = models.CharField(max_length=200)
     dimensions = models.PositiveIntegerField()
+    # True when the model's native size was too large (or another size was asked for) and every embeddings
+    # call must pass `dimensions` (Matryoshka-style truncation by the provider).
+    send_dimensions = models.BooleanField(default=False)
     is_active = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -72,7 +75,10 @@ class Document(models.Model):
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=500)
     file = models.FileField(upload_to="documents/%Y/%m/", blank=True)
-    text = models.TextField(blank=True, help_text="Source text when no file was uploaded.")
+    text = models.TextField(
+        blank=True,
+        help_text="The text, given or extracted from the file; chunk spans index into it.",
+    )
     source_url = models.URLField(max_length=2000, blank=True)
     mime_type = models.CharField(max_length=200, blank=True)
     size_bytes = models.BigIntegerField(default=0)
@@ -93,7 +99,9 @@ class Document(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["collection", "content_sha256"], name="unique_content_per_collection"),
+            models.UniqueConstraint(
+                fields=["collection", "content_sha256"], name="unique_content_per_collection"
+            ),
         ]
         indexes = [GinIndex(fields=["metadata"], name="document_metadata_gin")]
 
@@ -142,3 +150,6 @@ class ChunkEmbedding(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["space", "chunk"], name="unique_chunk_per_space")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.chunk_id} in space {self.space_id}"

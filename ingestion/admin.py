@@ -1,0 +1,243 @@
+"""Admin: collections with their readers, documents (multi-file upload, status, progress, error, re-ingest,
+delete), embedding spaces (re-embed with another model)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from ingestion import services
+from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "is_public", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["reader_groups", "reader_users"]
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)]
+
+
+class DocumentUploadForm(forms.Form):
+    collection = forms.ModelChoiceField(queryset=Collection.objects.all())
+    files = MultipleFileField(help_text="Select one or many files (PDF, DOCX, HTML, Markdown, text, audio).")
+
+
+class ChunkInline(admin.TabularInline):
+    model = Chunk
+    fields = ["ordinal", "page", "heading_path", "char_start", "char_end", "token_count", "text"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+    max_num = 0
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("search_vector")
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["title", "collection", "status", "progress", "short_error", "mime_type", "created_at"]
+    list_filter = ["status", "collection", "mime_type"]
+    search_fields = ["title", "source_url", "content_sha256"]
+    readonly_fields = [
+        "status",
+        "error",
+        "chunks_total",
+        "chunks_embedded",
+        "attempts",
+        "processing_started_at",
+        "mime_type",
+        "size_bytes",
+        "content_sha256",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+    fields = ["collection", "title", "source_url", "metadata", *readonly_fields]
+    actions = ["reingest_selected", "delete_with_chunks"]
+    inlines = [ChunkInline]
+    change_list_template = "admin/ingestion/document/change_list.html"
+
+    def has_add_permission(self, request):
+        # Documents come in through the upload view (one or many files), not the plain add form.
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # ours removes chunks and vectors in bulk, and the files
+        return actions
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        if not obj.chunks_total:
+            return "-"
+        return f"{obj.chunks_embedded}/{obj.chunks_total}"
+
+    @admin.display(description="Error")
+    def short_error(self, obj):
+        return (obj.error[:120] + "…") if len(obj.error) > 120 else obj.error
+
+    @admin.action(description="Re-ingest selected documents")
+    def reingest_selected(self, request, queryset):
+        for document in queryset:
+            services.document_reingest(document)
+        self.message_user(request, f"{queryset.count()} document(s) queued for ingestion.")
+
+    @admin.action(description="Delete selected documents (with their passages and vectors)")
+    def delete_with_chunks(self, request, queryset):
+        count = 0
+        for document in queryset:
+            services.document_delete(document)
+            count += 1
+        self.message_user(request, f"{count} document(s) deleted.")
+
+    def delete_model(self, request, obj):
+        services.document_delete(obj)
+
+    def get_urls(self):
+        custom = [
+            path("upload/", self.admin_site.admin_view(self.upload_view), name="ingestion_document_upload"),
+        ]
+        return custom + super().get_urls()
+
+    def upload_view(self, request):
+        if not self.has_change_permission(request):
+            messages.error(request, "You may not upload documents.")
+            return redirect("admin:index")
+        form = DocumentUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            created = duplicates = failed = 0
+            for upload in form.cleaned_data["files"]:
+                document, is_new = services.document_create(
+                    collection=form.cleaned_data["collection"],
+                    file=upload,
+                    filename=upload.name,
+                    created_by=request.user,
+                )
+                if not is_new:
+                    duplicates += 1
+                elif document.status == Document.Status.FAILED:
+                    failed += 1
+                else:
+                    created += 1
+            messages.success(
+                request, f"{created} file(s) queued, {duplicates} already present, {failed} refused."
+            )
+            return redirect(reverse("admin:ingestion_document_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Upload documents",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ingestion/document/upload.html", context)
+
+
+class ReembedForm(forms.Form):
+    model = forms.CharField(max_length=200, help_text="Embedding model name at the provider.")
+    dimensions = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=4000,
+        help_text="Ask the model for this many dimensions (optional).",
+    )
+
+
+@admin.register(EmbeddingSpace)
+class EmbeddingSpaceAdmin(admin.ModelAdmin):
+    list_display = [
+        "model",
+        "dimensions",
+        "is_active",
+        "status",
+        "vector_count",
+        "created_at",
+        "activated_at",
+    ]
+    readonly_fields = [
+        "provider_base_url",
+        "model",
+        "dimensions",
+        "send_dimensions",
+        "is_active",
+        "status",
+        "created_at",
+        "activated_at",
+    ]
+    actions = ["reembed_with_this_model"]
+    change_list_template = "admin/ingestion/embeddingspace/change_list.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Vectors")
+    def vector_count(self, obj):
+        return obj.embeddings.count()
+
+    @admin.action(description="Re-embed every passage with this model (builds a new space, then switches)")
+    def reembed_with_this_model(self, request, queryset):
+        for space in queryset[:1]:
+            self._start(request, space.model, space.dimensions if space.send_dimensions else None)
+
+    def _start(self, request, model, dimensions):
+        try:
+            space = services.embedding_space_build(model, dimensions)
+        except services.IngestionError as exc:
+            messages.error(request, str(exc))
+            return
+        except Exception as exc:  # provider unreachable, unknown model
+            messages.error(request, f"Could not start re-embedding: {exc}")
+            return
+        messages.success(
+            request,
+            format_html(
+                "Building space {} ({} dimensions); search switches to it when complete.",
+                space.model,
+                space.dimensions,
+            ),
+        )
+
+    def get_urls(self):
+        custom = [path("reembed/", self.admin_site.admin_view(self.reembed_view), name="ingestion_reembed")]
+        return custom + super().get_urls()
+
+    def reembed_view(self, request):
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers can change the embedding model.")
+            return redirect("admin:index")
+        form = ReembedForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            self._start(request, form.cleaned_data["model"], form.cleaned_data.get("dimensions"))
+            return redirect(reverse("admin:ingestion_embeddingspace_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Re-embed with another model",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ingestion/embeddingspace/reembed.html", context)

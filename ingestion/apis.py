@@ -1,0 +1,300 @@
+"""REST API for collections and documents. Reads go through ingestion.selectors (readable collections only);
+writes need `request_can_ingest` and read access to the target collection."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import IntegrityError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey
+from accounts.permissions import request_can_ingest, request_has_scope
+from ingestion import selectors, services
+from ingestion.models import Document
+
+BULK_MAX_DOCUMENTS = 1000
+
+
+def _api_key(request) -> ApiKey | None:
+    return request.auth if isinstance(request.auth, ApiKey) else None
+
+
+def _require_ingest(request) -> None:
+    if not request_can_ingest(request):
+        raise exceptions.PermissionDenied(
+            "Adding or changing documents needs the 'ingest' scope or a staff account."
+        )
+
+
+def _writable_collection(request, slug: str):
+    _require_ingest(request)
+    collection = selectors.collection_get_readable(slug, request.user, _api_key(request))
+    if collection is None:
+        # The same answer whether the collection is missing or not readable: existence is not leaked.
+        raise exceptions.PermissionDenied(f"You cannot add documents to the collection '{slug}'.")
+    return collection
+
+
+def _readable_document(request, document_id: int) -> Document:
+    document = selectors.document_get_readable(document_id, request.user, _api_key(request))
+    if document is None:
+        raise exceptions.NotFound("No such document.")
+    return document
+
+
+def _paginate(request, view, queryset, serializer_class):
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class DocumentOutputSerializer(serializers.ModelSerializer):
+    collection = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    has_file = serializers.SerializerMethodField()
+    chunk_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "collection",
+            "title",
+            "source_url",
+            "mime_type",
+            "size_bytes",
+            "content_sha256",
+            "metadata",
+            "status",
+            "error",
+            "chunks_total",
+            "chunks_embedded",
+            "chunk_count",
+            "has_file",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_has_file(self, obj) -> bool:
+        return bool(obj.file)
+
+    def get_chunk_count(self, obj) -> int:
+        count = getattr(obj, "chunk_count", None)
+        return obj.chunks_total if count is None else count
+
+
+class CollectionListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        slug = serializers.SlugField(max_length=100)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        is_public = serializers.BooleanField(required=False, default=False)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        slug = serializers.SlugField()
+        description = serializers.CharField()
+        is_public = serializers.BooleanField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(
+        summary="Collections the caller may read",
+        responses=OutputSerializer(many=True),
+        parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
+    )
+    def get(self, request):
+        collections = selectors.collection_list(request.user, _api_key(request))
+        return _paginate(request, self, collections, self.OutputSerializer)
+
+    @extend_schema(
+        summary="Create a collection (staff)", request=InputSerializer, responses={201: OutputSerializer}
+    )
+    def post(self, request):
+        if not (request.user.is_staff and request_has_scope(request, "admin")):
+            raise exceptions.PermissionDenied("Only staff can create collections.")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            collection = services.collection_create(**data.validated_data)
+        except IntegrityError as exc:
+            raise exceptions.ValidationError({"slug": ["A collection with this slug exists."]}) from exc
+        return Response(self.OutputSerializer(collection).data, status=status.HTTP_201_CREATED)
+
+
+class DocumentListCreateApi(APIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        collection = serializers.SlugField()
+        title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+        file = serializers.FileField(required=False)
+        text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+        metadata = serializers.JSONField(required=False, default=dict)
+        source_url = serializers.URLField(max_length=2000, required=False, allow_blank=True, default="")
+
+        def validate_metadata(self, value):
+            if isinstance(value, str):  # multipart sends the metadata as a JSON string
+                try:
+                    value = json.loads(value) if value.strip() else {}
+                except json.JSONDecodeError as exc:
+                    raise serializers.ValidationError(f"Not valid JSON: {exc}") from exc
+            if not isinstance(value, dict):
+                raise serializers.ValidationError("Metadata must be a JSON object.")
+            return value
+
+        def validate(self, attrs):
+            if ("file" in attrs) == ("text" in attrs):
+                raise serializers.ValidationError("Send either a file (multipart) or text (JSON).")
+            return attrs
+
+    @extend_schema(
+        summary="Documents the caller may read",
+        parameters=[
+            OpenApiParameter("collection", str, description="Collection slug"),
+            OpenApiParameter("status", str, enum=[s.value for s in Document.Status]),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("offset", int),
+        ],
+        responses=DocumentOutputSerializer(many=True),
+    )
+    def get(self, request):
+        status_filter = request.query_params.get("status") or None
+        if status_filter and status_filter not in Document.Status.values:
+            raise exceptions.ValidationError({"status": [f"One of {', '.join(Document.Status.values)}."]})
+        documents = selectors.document_list(
+            request.user,
+            _api_key(request),
+            collection_slug=request.query_params.get("collection") or None,
+            status=status_filter,
+        )
+        return _paginate(request, self, documents, DocumentOutputSerializer)
+
+    @extend_schema(
+        summary="Add a document (multipart file or JSON text)",
+        description="201 with the new document, or 200 with the existing one when the same content is "
+        "already "
+        "in the collection. Ingestion runs in the background: poll the document's status.",
+        request={"multipart/form-data": InputSerializer, "application/json": InputSerializer},
+        responses={201: DocumentOutputSerializer, 200: DocumentOutputSerializer},
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        collection = _writable_collection(request, values["collection"])
+        upload = values.get("file")
+        document, created = services.document_create(
+            collection=collection,
+            title=values.get("title") or "",
+            file=upload,
+            filename=getattr(upload, "name", None),
+            text=values.get("text"),
+            metadata=values.get("metadata") or {},
+            source_url=values.get("source_url") or "",
+            created_by=request.user,
+        )
+        return Response(
+            DocumentOutputSerializer(document).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DocumentBulkCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class ItemSerializer(serializers.Serializer):
+            title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+            text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+            metadata = serializers.DictField(required=False, default=dict)
+            source_url = serializers.URLField(max_length=2000, required=False, allow_blank=True, default="")
+
+        collection = serializers.SlugField()
+        documents = ItemSerializer(many=True, allow_empty=False, max_length=BULK_MAX_DOCUMENTS)
+
+    class OutputSerializer(serializers.Serializer):
+        documents = inline_serializer(
+            "BulkDocumentStatus",
+            fields={"id": serializers.IntegerField(), "status": serializers.CharField()},
+            many=True,
+        )
+
+    @extend_schema(
+        summary=f"Add up to {BULK_MAX_DOCUMENTS} text documents at once",
+        description="202: the documents are stored and queued; duplicates return the existing document.",
+        request=InputSerializer,
+        responses={202: OutputSerializer},
+    )
+    def post(self, request):
+        _require_ingest(request)
+        documents = request.data.get("documents") if isinstance(request.data, dict) else None
+        if isinstance(documents, list) and len(documents) > BULK_MAX_DOCUMENTS:
+            raise exceptions.ValidationError(
+                {"documents": [f"At most {BULK_MAX_DOCUMENTS} documents per call; got {len(documents)}."]}
+            )
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        collection = _writable_collection(request, data.validated_data["collection"])
+        stored = services.documents_bulk_create(
+            collection=collection, documents=data.validated_data["documents"], created_by=request.user
+        )
+        body = {"documents": [{"id": d.pk, "status": d.status} for d in stored]}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class DocumentDetailApi(APIView):
+    @extend_schema(
+        summary="A document: status, progress, error, chunk count", responses=DocumentOutputSerializer
+    )
+    def get(self, request, document_id: int):
+        return Response(DocumentOutputSerializer(_readable_document(request, document_id)).data)
+
+    @extend_schema(summary="Delete a document with its chunks and vectors", responses={204: None})
+    def delete(self, request, document_id: int):
+        document = _readable_document(request, document_id)
+        _require_ingest(request)
+        services.document_delete(document)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DocumentReingestApi(APIView):
+    @extend_schema(
+        summary="Parse, chunk and embed a document again",
+        request=None,
+        responses={202: DocumentOutputSerializer},
+    )
+    def post(self, request, document_id: int):
+        document = _readable_document(request, document_id)
+        _require_ingest(request)
+        document = services.document_reingest(document)
+        return Response(DocumentOutputSerializer(document).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DocumentChunkListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        ordinal = serializers.IntegerField()
+        text = serializers.CharField()
+        token_count = serializers.IntegerField()
+        heading_path = serializers.CharField()
+        page = serializers.IntegerField(allow_null=True)
+        char_start = serializers.IntegerField()
+        char_end = serializers.IntegerField()
+        content_sha256 = serializers.CharField()
+
+    @extend_schema(
+        summary="A document's passages, in order, with page and character span",
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT),
+            OpenApiParameter("offset", OpenApiTypes.INT),
+        ],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request, document_id: int):
+        document = _readable_document(request, document_id)
+        return _paginate(request, self, selectors.chunk_list(document), self.OutputSerializer)

@@ -1,0 +1,141 @@
+"""End to end with a real Celery worker process: queueing, retries, a killed worker, re-embedding, the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from ingestion import services
+from ingestion.models import Collection, Document, EmbeddingSpace
+from tests.conftest import start_worker, wait_for
+from tests.ingestion.files import HTML_PAGE, make_docx, make_pdf, make_wav
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def all_finished(ids):
+    def check():
+        statuses = list(Document.objects.filter(pk__in=ids).values_list("status", flat=True))
+        return all(s in ("ready", "failed") for s in statuses) and statuses
+
+    return check
+
+
+def vector_query(space: EmbeddingSpace, vector: list[float], k: int = 3) -> list[int]:
+    """The query shape search uses: same cast and predicate as the space's partial HNSW index."""
+    literal = "[" + ",".join(f"{x:.6f}" for x in vector) + "]"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT chunk_id FROM ingestion_chunkembedding WHERE space_id = %s "
+            f"ORDER BY embedding::halfvec({space.dimensions}) <=> %s::halfvec({space.dimensions}) LIMIT %s",
+            [space.pk, literal, k],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_bulk_ingestion_survives_a_provider_answering_503(celery_worker_process, genapi):
+    collection = Collection.objects.create(name="Bulk", slug="bulk")
+    services.embedding_space_get_or_create_active()
+    # More failures than the client's own retries: the task has to back off and try again.
+    genapi.set_knobs(fail_next={"count": 7, "status": 503, "endpoint": "embeddings"})
+    docs = services.documents_bulk_create(
+        collection=collection,
+        documents=[
+            {"title": f"Doc {i}", "text": f"Passage {i} about boilers and valves."} for i in range(120)
+        ],
+    )
+    ids = [d.pk for d in docs]
+    wait_for(all_finished(ids), timeout=120, message="bulk documents finished")
+    assert set(Document.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"ready"}
+    assert genapi.stats()["statuses"].get("503", 0) >= 7
+
+
+def test_a_killed_worker_is_recovered_by_the_sweeper(tmp_path, transactional_db, genapi, settings):
+    collection = Collection.objects.create(name="Kill", slug="kill")
+    services.embedding_space_get_or_create_active()
+    genapi.set_knobs(latency_ms=4000)
+    worker = start_worker(tmp_path)
+    try:
+        document, _ = services.document_create(collection=collection, title="Slow", text="Slow passage.")
+        wait_for(
+            lambda: Document.objects.get(pk=document.pk).status == "processing",
+            timeout=60,
+            message="document processing",
+        )
+        os.kill(worker.process.pid, signal.SIGKILL)
+        worker.process.wait()
+    finally:
+        worker.stop()
+    genapi.set_knobs(latency_ms=0)
+    assert Document.objects.get(pk=document.pk).status == "processing"
+    settings.RAG_STALE_PROCESSING_SECONDS = 0
+    assert services.documents_sweep_stale()["requeued"] == 1
+    worker = start_worker(tmp_path)
+    try:
+        wait_for(
+            lambda: Document.objects.get(pk=document.pk).status == "ready",
+            timeout=60,
+            message="recovered document ready",
+        )
+    finally:
+        worker.stop()
+    document.refresh_from_db()
+    assert document.attempts == 2 and document.chunks.count() == 1
+
+
+def test_reembedding_switches_spaces_while_queries_keep_answering(celery_worker_process, genapi):
+    from genapi import get_client
+
+    collection = Collection.objects.create(name="Re", slug="re")
+    docs = services.documents_bulk_create(
+        collection=collection,
+        documents=[{"title": f"D{i}", "text": f"Text {i} on pumps."} for i in range(30)],
+    )
+    wait_for(all_finished([d.pk for d in docs]), timeout=60, message="documents ready")
+    old = EmbeddingSpace.objects.get(is_active=True)
+    genapi.set_knobs(latency_ms=150)  # a build that takes a moment, queried throughout
+    call_command("reembed", "--model", "multilingual-e5-large")
+    new = EmbeddingSpace.objects.get(status="building")
+    answered = 0
+    while True:
+        active = EmbeddingSpace.objects.get(is_active=True)
+        query = get_client().embeddings_create(active.model, ["pumps"], dimensions=None).vectors[0]
+        hits = vector_query(active, query)
+        assert len(hits) == 3, f"no answer from space {active.pk}"
+        answered += 1
+        if active.pk == new.pk:
+            break
+    genapi.set_knobs(latency_ms=0)
+    old.refresh_from_db()
+    assert old.status == "retired" and not old.is_active
+    assert new.embeddings.count() == 30 and answered >= 1
+    # The old vectors outlive the switch by a grace period (queued task); dropping them is the same service.
+    services.embedding_space_retire(old)
+    assert not old.embeddings.exists()
+
+
+def test_ingest_command_walks_a_folder_and_waits(celery_worker_process, genapi, tmp_path, capsys):
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "manual.pdf").write_bytes(make_pdf(["Page one on pumps.", "Page two on valves."]))
+    (folder / "handbook.docx").write_bytes(make_docx([(1, "Handbook", ["Welcome."])]))
+    (folder / "sub" / "page.html").write_bytes(HTML_PAGE)
+    (folder / "sub" / "memo.wav").write_bytes(make_wav("Spring checks."))
+    (folder / "notes.md").write_text("# Notes\n\nSome notes.")
+    call_command(
+        "ingest", str(folder), "--collection", "cli", "--create-collection", "--wait", "--timeout", "120"
+    )
+    out = capsys.readouterr().out
+    assert "ready: 5, failed: 0" in out
+    pdf = Document.objects.get(title="manual.pdf")
+    assert sorted(pdf.chunks.values_list("page", flat=True)) == [1, 2]
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
+    with pytest.raises(CommandError) as info:
+        call_command("ingest", str(folder), "--collection", "cli", "--wait", "--timeout", "120")
+    assert info.value.returncode != 0
+    out = capsys.readouterr()
+    assert "ready: 5, failed: 1" in out.out and "broken.pdf" in out.err
