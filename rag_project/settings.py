@@ -145,13 +145,22 @@ RAG_CHUNK_TOKENS = env_int("RAG_CHUNK_TOKENS", 400)
 RAG_CHUNK_OVERLAP = env_float("RAG_CHUNK_OVERLAP", 0.15)
 RAG_RERANK_CANDIDATES = env_int("RAG_RERANK_CANDIDATES", 50)
 RAG_TOP_K = env_int("RAG_TOP_K", 8)
-RAG_RERANK_THRESHOLD = env_float("RAG_RERANK_THRESHOLD", 0.0)
+RAG_RERANK_THRESHOLD = env_float("RAG_RERANK_THRESHOLD", 0.05)
 RAG_HNSW_EF_SEARCH = env_int("RAG_HNSW_EF_SEARCH", 100)
 RAG_STALE_PROCESSING_SECONDS = env_int("RAG_STALE_PROCESSING_SECONDS", 900)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", 100)
+
+# Throttle counters and login-attempt limits must be shared by every web process: the database
+# cache by default (no extra server), Redis when DJANGO_CACHE_URL names one.
+DJANGO_CACHE_URL = os.environ.get("DJANGO_CACHE_URL", "").strip()
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DJANGO_CACHE_URL}
+    if DJANGO_CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "rag_cache"}
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -186,6 +195,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "EXCEPTION_HANDLER": "rag_project.api_errors.api_exception_handler",
+    # Per API key (or user) request rates; counted in the shared cache below.
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": os.environ.get("RAG_THROTTLE_API_KEY", "600/min"),
+        "search": os.environ.get("RAG_THROTTLE_SEARCH", "120/min"),
+        "ask": os.environ.get("RAG_THROTTLE_ASK", "30/min"),
+    },
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -1,0 +1,323 @@
+"""Searches and cited answers, each recorded in the QueryLog.
+
+`answer_compose` returns a whole Answer; `answer_stream` yields the same answer as events:
+("sources", {...}), ("delta", {"text"}), ("citations", {...}), ("usage", {...}), ("done", {...}), or
+("error", {"code", "message"}) once the stream has started and something fails (never a torn stream).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+
+from genapi import GenAPIError, ProviderUnavailableError, RateLimitedError
+from search.answer import (
+    APIS,
+    NOTHING_FOUND,
+    completion_create,
+    completion_stream,
+    prompt_build,
+    search_query_rewrite,
+)
+from search.citations import CitationFilter, citations_build, citations_parse
+from search.models import QueryLog
+from search.selectors import passages_retrieve
+from search.types import Answer, RetrievalResult, SearchFilters
+
+log = logging.getLogger(__name__)
+
+
+def query_log_record(
+    *,
+    kind: str,
+    query: str,
+    user=None,
+    api_key=None,
+    channel: str = "api",
+    search_query: str = "",
+    mode: str = "",
+    collection_ids: list[int] | None = None,
+    filters: SearchFilters | None = None,
+    chunk_ids: list[int] | None = None,
+    cited_chunk_ids: list[int] | None = None,
+    model: str = "",
+    api: str = "",
+    streamed: bool = False,
+    usage: dict[str, int] | None = None,
+    latency_ms: int = 0,
+    reranked: bool = False,
+    error: str = "",
+) -> QueryLog | None:
+    """Write one QueryLog row. A failure to log is reported and swallowed: it must not fail the answer."""
+    usage = usage or {}
+    try:
+        return QueryLog.objects.create(
+            kind=kind,
+            query=query[:10000],
+            user=user if getattr(user, "is_authenticated", False) else None,
+            api_key=api_key,
+            channel=channel[:32],
+            search_query=search_query[:10000] if search_query != query else "",
+            mode=mode,
+            collection_ids=list(collection_ids or []),
+            filters=filters.as_dict() if filters else {},
+            chunk_ids=list(chunk_ids or []),
+            cited_chunk_ids=list(cited_chunk_ids or []),
+            model=model[:200],
+            api=api,
+            streamed=streamed,
+            input_tokens=max(0, int(usage.get("input_tokens") or 0)),
+            output_tokens=max(0, int(usage.get("output_tokens") or 0)),
+            latency_ms=max(0, int(latency_ms)),
+            reranked=reranked,
+            error=error[:5000],
+        )
+    except Exception:  # noqa: BLE001 - the log is secondary to the answer
+        log.exception("could not record the query log")
+        return None
+
+
+def passages_search(
+    query: str,
+    *,
+    collection_ids: list[int],
+    filters: SearchFilters | dict[str, Any] | None = None,
+    mode: str = "hybrid",
+    top_k: int | None = None,
+    rerank: bool = True,
+    user=None,
+    api_key=None,
+    channel: str = "api",
+) -> RetrievalResult:
+    """`passages_retrieve`, recorded in the QueryLog."""
+    started = time.perf_counter()
+    filters = SearchFilters.from_value(filters)
+    top_k = int(top_k or settings.RAG_TOP_K)
+    fields: dict[str, Any] = dict(
+        kind=QueryLog.Kind.SEARCH, query=query, user=user, api_key=api_key, channel=channel, mode=mode,
+        collection_ids=collection_ids, filters=filters,
+    )  # fmt: skip
+    try:
+        result = passages_retrieve(
+            query,
+            collection_ids=collection_ids,
+            filters=filters,
+            mode=mode,
+            top_k=top_k,
+            candidates=max(settings.RAG_RERANK_CANDIDATES, top_k),
+            rerank=rerank,
+        )
+    except Exception as exc:
+        query_log_record(**fields, latency_ms=_ms(started), error=_error_text(exc))
+        raise
+    query_log_record(
+        **fields,
+        chunk_ids=[p.chunk_id for p in result.passages],
+        reranked=result.reranked,
+        latency_ms=_ms(started),
+    )
+    return result
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def error_code(exc: BaseException) -> str:
+    """The API's error code for a failure while answering."""
+    if isinstance(exc, RateLimitedError):
+        return "provider_rate_limited"
+    if isinstance(exc, ProviderUnavailableError):
+        return "provider_unavailable"
+    if isinstance(exc, GenAPIError):
+        return "provider_error"
+    return "internal_error"
+
+
+def error_message(exc: BaseException) -> str:
+    if isinstance(exc, GenAPIError):
+        return f"The model provider failed: {exc.message}"
+    return "The answer could not be completed."
+
+
+def _api_choose(api: str | None) -> str:
+    api = (api or settings.RAG_ANSWER_API or "chat").lower()
+    if api not in APIS:
+        raise ValueError(f"api must be one of {APIS}, got {api!r}")
+    return api
+
+
+def _retrieve_for_question(
+    question: str, collection_ids: list[int], filters: SearchFilters, top_k: int | None, history
+) -> tuple[str, RetrievalResult]:
+    search_query = search_query_rewrite(question, history)
+    top_k = int(top_k or settings.RAG_TOP_K)
+    result = passages_retrieve(
+        search_query,
+        collection_ids=collection_ids,
+        filters=filters,
+        mode="hybrid",
+        top_k=top_k,
+        candidates=max(settings.RAG_RERANK_CANDIDATES, top_k),
+        rerank=True,
+    )
+    return search_query, result
+
+
+def answer_compose(
+    question: str,
+    *,
+    collection_ids: list[int],
+    filters: SearchFilters | dict[str, Any] | None = None,
+    top_k: int | None = None,
+    api: str | None = None,
+    history: list[dict[str, str]] | None = None,
+    user=None,
+    api_key=None,
+    channel: str = "api",
+) -> Answer:
+    """Answer `question` from the passages of `collection_ids` (the caller's readable collections), citing
+    them `[n]`. `api` is "chat" or "responses" (default settings.RAG_ANSWER_API); `history` holds earlier
+    {question, answer} turns. When no passage passes the rerank threshold, answers NOTHING_FOUND without
+    calling the model. Raises GenAPIError when the model call fails (after the client's retries)."""
+    started = time.perf_counter()
+    api = _api_choose(api)
+    filters = SearchFilters.from_value(filters)
+    fields: dict[str, Any] = dict(
+        kind=QueryLog.Kind.ASK, query=question, user=user, api_key=api_key, channel=channel, mode="hybrid",
+        collection_ids=collection_ids, filters=filters, api=api,
+    )  # fmt: skip
+    model = ""
+    try:
+        search_query, retrieval = _retrieve_for_question(question, collection_ids, filters, top_k, history)
+        fields.update(search_query=search_query, reranked=retrieval.reranked)
+        passages = retrieval.passages
+        fields["chunk_ids"] = [p.chunk_id for p in passages]
+        if not passages:
+            answer = Answer(
+                text=NOTHING_FOUND, citations=[], passages=[], model="", api=api, reranked=retrieval.reranked,
+                search_query=search_query, found=False,
+            )  # fmt: skip
+        else:
+            instructions, messages = prompt_build(question, passages, history)
+            model = settings.GENAPI_CHAT_MODEL
+            text, usage, model = completion_create(api, instructions, messages)
+            cleaned, citations = citations_parse(text, passages)
+            answer = Answer(
+                text=cleaned, citations=citations, passages=passages, model=model, api=api, usage=usage,
+                reranked=retrieval.reranked, search_query=search_query,
+            )  # fmt: skip
+    except Exception as exc:
+        query_log_record(**fields, model=model, latency_ms=_ms(started), error=_error_text(exc))
+        raise
+    answer.took_ms = _ms(started)
+    entry = query_log_record(
+        **fields, model=answer.model, usage=answer.usage, latency_ms=answer.took_ms,
+        cited_chunk_ids=[c.chunk_id for c in answer.citations],
+    )  # fmt: skip
+    answer.query_log_id = entry.pk if entry else None
+    return answer
+
+
+def answer_stream(
+    question: str,
+    *,
+    collection_ids: list[int],
+    filters: SearchFilters | dict[str, Any] | None = None,
+    top_k: int | None = None,
+    api: str | None = None,
+    history: list[dict[str, str]] | None = None,
+    user=None,
+    api_key=None,
+    channel: str = "api",
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`answer_compose` as a stream of (event, data): "sources" {passages, reranked, search_query}, "delta"
+    {text} (markers already cleaned, split markers handled), "citations" {citations}, "usage"
+    {input_tokens, output_tokens}, "done" {answer, model, api, reranked, took_ms, found}. Any failure after
+    the first event is one final "error" {code, message}; the QueryLog row is written in every case,
+    also when the consumer stops early."""
+    started = time.perf_counter()
+    api = _api_choose(api)
+    filters = SearchFilters.from_value(filters)
+    fields: dict[str, Any] = dict(
+        kind=QueryLog.Kind.ASK, query=question, user=user, api_key=api_key, channel=channel, mode="hybrid",
+        collection_ids=collection_ids, filters=filters, api=api, streamed=True,
+    )  # fmt: skip
+    state: dict[str, Any] = {"model": "", "usage": {}, "cited": [], "error": "client disconnected"}
+    try:
+        search_query, retrieval = _retrieve_for_question(question, collection_ids, filters, top_k, history)
+        passages = retrieval.passages
+        fields.update(
+            search_query=search_query, reranked=retrieval.reranked, chunk_ids=[p.chunk_id for p in passages]
+        )
+        yield (
+            "sources",
+            {
+                "passages": [{"n": n, **p.as_dict()} for n, p in enumerate(passages, start=1)],
+                "reranked": retrieval.reranked,
+                "search_query": search_query,
+            },
+        )
+        if not passages:
+            yield "delta", {"text": NOTHING_FOUND}
+            yield "citations", {"citations": []}
+            yield "usage", {"input_tokens": 0, "output_tokens": 0}
+            state["error"] = ""
+            yield "done", _done(NOTHING_FOUND, "", api, retrieval.reranked, started, found=False)
+            return
+        instructions, messages = prompt_build(question, passages, history)
+        state["model"] = settings.GENAPI_CHAT_MODEL
+        flt = CitationFilter(len(passages))
+        text_parts: list[str] = []
+        for kind, value in completion_stream(api, instructions, messages):
+            if kind == "delta":
+                cleaned = flt.feed(value)
+                if cleaned:
+                    text_parts.append(cleaned)
+                    yield "delta", {"text": cleaned}
+            elif kind == "usage":
+                state["usage"] = value
+            elif kind == "model":
+                state["model"] = value
+        tail = flt.flush()
+        if tail:
+            text_parts.append(tail)
+            yield "delta", {"text": tail}
+        citations = citations_build(flt.cited, passages)
+        state["cited"] = [c.chunk_id for c in citations]
+        yield "citations", {"citations": [c.as_dict() for c in citations]}
+        usage = {"input_tokens": 0, "output_tokens": 0, **state["usage"]}
+        yield "usage", usage
+        state["error"] = ""
+        yield "done", _done("".join(text_parts), state["model"], api, retrieval.reranked, started, found=True)
+    except GeneratorExit:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, GenAPIError):
+            log.exception("answer stream failed")
+        state["error"] = _error_text(exc)
+        yield "error", {"code": error_code(exc), "message": error_message(exc)}
+    finally:
+        query_log_record(
+            **fields, model=state["model"], usage=state["usage"], latency_ms=_ms(started),
+            cited_chunk_ids=state["cited"], error=state["error"],
+        )  # fmt: skip
+
+
+def _done(text: str, model: str, api: str, reranked: bool, started: float, *, found: bool) -> dict[str, Any]:
+    return {
+        "answer": text,
+        "model": model,
+        "api": api,
+        "reranked": reranked,
+        "took_ms": _ms(started),
+        "found": found,
+    }

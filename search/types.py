@@ -1,0 +1,149 @@
+"""Plain result types shared by retrieval, answering, the REST API, the page and the OpenAI-compatible API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def passage_url(document_id: int, chunk_id: int) -> str:
+    """Where a reader checks a citation: the document, scrolled to the passage."""
+    return f"/documents/{document_id}?chunk={chunk_id}"
+
+
+@dataclass
+class SearchFilters:
+    """Narrowing applied inside the retrieval SQL (never after it, so k rows still come back)."""
+
+    document_ids: list[int] | None = None
+    metadata: dict[str, Any] | None = None
+    mime_types: list[str] | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+    @classmethod
+    def from_value(cls, value: SearchFilters | dict[str, Any] | None) -> SearchFilters:
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        mime = value.get("mime_types", value.get("mime_type"))
+        if isinstance(mime, str):
+            mime = [mime]
+        return cls(
+            document_ids=list(value["document_ids"]) if value.get("document_ids") else None,
+            metadata=dict(value["metadata"]) if value.get("metadata") else None,
+            mime_types=list(mime) if mime else None,
+            created_after=value.get("created_after"),
+            created_before=value.get("created_before"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if v not in (None, [], {})}
+        for key in ("created_after", "created_before"):
+            if key in out:
+                out[key] = out[key].isoformat()
+        return out
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with where it came from and how it scored."""
+
+    chunk_id: int
+    document_id: int
+    collection_id: int
+    title: str
+    text: str
+    page: int | None
+    char_start: int
+    char_end: int
+    ordinal: int = 0
+    heading_path: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    mime_type: str = ""
+    score: float = 0.0
+    fused_score: float = 0.0
+    vector_rank: int | None = None
+    fulltext_rank: int | None = None
+    rerank_score: float | None = None
+    highlights: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return passage_url(self.document_id, self.chunk_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["url"] = self.url
+        return data
+
+
+@dataclass
+class Citation:
+    """One `[n]` marker of an answer, resolved to the passage it points at."""
+
+    n: int
+    document_id: int
+    chunk_id: int
+    title: str
+    page: int | None
+    char_start: int
+    char_end: int
+    snippet: str
+    url: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RetrievalResult:
+    passages: list[Passage]
+    reranked: bool
+    mode: str
+    query: str
+    took_ms: int = 0
+    candidates: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passages": [p.as_dict() for p in self.passages],
+            "reranked": self.reranked,
+            "mode": self.mode,
+            "query": self.query,
+            "took_ms": self.took_ms,
+            "candidates": self.candidates,
+        }
+
+
+@dataclass
+class Answer:
+    """A composed answer. `passages` are the numbered sources the model saw ([1] is passages[0])."""
+
+    text: str
+    citations: list[Citation]
+    passages: list[Passage]
+    model: str
+    api: str
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0})
+    reranked: bool = False
+    took_ms: int = 0
+    search_query: str = ""
+    found: bool = True
+    query_log_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "citations": [c.as_dict() for c in self.citations],
+            "passages": [p.as_dict() for p in self.passages],
+            "model": self.model,
+            "api": self.api,
+            "usage": dict(self.usage),
+            "reranked": self.reranked,
+            "took_ms": self.took_ms,
+            "search_query": self.search_query,
+            "found": self.found,
+        }
