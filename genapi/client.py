@@ -12,7 +12,8 @@ import random
 import struct
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 
@@ -77,7 +78,7 @@ class GenAPIClient:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config or GenAPIConfig.from_env()
-        self._sleep = sleep or time.sleep
+        self._sleep = sleep if sleep is not None else time.sleep
         self._event_hooks = event_hooks
         self._transport = transport
         self._rng = rng or random.Random()
@@ -89,7 +90,7 @@ class GenAPIClient:
     def __repr__(self) -> str:
         return f"GenAPIClient(base_url={self.config.base_url!r})"
 
-    # -- plumbing -----------------------------------------------------------------------------------------
+    # -- plumbing ---------------------------------------------------------------------------------
 
     def _state(self) -> tuple[httpx.Client, Limiter]:
         pid = os.getpid()
@@ -116,10 +117,15 @@ class GenAPIClient:
             base_url=cfg.base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(
-                connect=cfg.connect_timeout, read=cfg.read_timeout, write=cfg.read_timeout, pool=cfg.read_timeout
+                connect=cfg.connect_timeout,
+                read=cfg.read_timeout,
+                write=cfg.read_timeout,
+                pool=cfg.read_timeout,
             ),
             limits=httpx.Limits(
-                max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency, keepalive_expiry=30
+                max_connections=cfg.concurrency,
+                max_keepalive_connections=cfg.concurrency,
+                keepalive_expiry=30,
             ),
             follow_redirects=False,
             **kwargs,
@@ -162,7 +168,9 @@ class GenAPIClient:
             keep_slot = False
             error: GenAPIError
             try:
-                request = http.build_request(method, path, json=json_body, files=files, data=data, params=params)
+                request = http.build_request(
+                    method, path, json=json_body, files=files, data=data, params=params
+                )
                 response = http.send(request, stream=stream)
                 if response.status_code < 400:
                     keep_slot = stream
@@ -174,7 +182,9 @@ class GenAPIClient:
             except httpx.TimeoutException as exc:
                 error = ProviderUnavailableError(f"timeout talking to the provider ({type(exc).__name__})")
             except httpx.TransportError as exc:
-                error = ProviderUnavailableError(f"network error talking to the provider ({type(exc).__name__})")
+                error = ProviderUnavailableError(
+                    f"network error talking to the provider ({type(exc).__name__})"
+                )
             finally:
                 if not keep_slot:
                     limiter.release()
@@ -220,8 +230,12 @@ class GenAPIClient:
         response, retries, _ = self._send(method, path, endpoint=endpoint, est_tokens=est_tokens, **kw)
         body = self._json(response)
         if not isinstance(body, (dict, list)):
-            raise BadResponseError("provider answered with an unexpected JSON value", status=response.status_code)
-        if isinstance(body, dict) and (body.get("object") == "error" or (body.get("error") and len(body) <= 4)):
+            raise BadResponseError(
+                "provider answered with an unexpected JSON value", status=response.status_code
+            )
+        if isinstance(body, dict) and (
+            body.get("object") == "error" or (body.get("error") and len(body) <= 4)
+        ):
             raise error_from_stream_event(body)
         return body, retries, (time.perf_counter() - t0) * 1000
 
@@ -252,7 +266,9 @@ class GenAPIClient:
             except ValueError as exc:
                 raise BadResponseError("stream requested, got a non-JSON, non-SSE body") from exc
             return iter([payload])
-        return self._iter_stream(response, limiter, t0, retries, endpoint, model, est_tokens, hide_usage_chunk)
+        return self._iter_stream(
+            response, limiter, t0, retries, endpoint, model, est_tokens, hide_usage_chunk
+        )
 
     def _iter_stream(self, response, limiter, t0, retries, endpoint, model, est_tokens, hide_usage_chunk):
         input_tokens, output_tokens, n_chunks = None, None, 0
@@ -313,7 +329,9 @@ class GenAPIClient:
                 )
 
     @staticmethod
-    def _emit(model, endpoint, usage: Any, latency_ms: float, retries: int, est_in: int = 0, est_out: int = 0):
+    def _emit(
+        model, endpoint, usage: Any, latency_ms: float, retries: int, est_in: int = 0, est_out: int = 0
+    ):
         usage = usage if isinstance(usage, dict) else {}
         input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
         output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
@@ -330,7 +348,7 @@ class GenAPIClient:
             )
         )
 
-    # -- endpoints ------------------------------------------------------------------------------------------
+    # -- endpoints --------------------------------------------------------------------------------
 
     def models_list(self) -> list[dict[str, Any]]:
         path = "models"
@@ -481,7 +499,12 @@ class GenAPIClient:
                 hide_usage_chunk=hide_usage,
             )
         data, retries, ms = self._call_json(
-            "POST", "chat/completions", endpoint="chat/completions", model=model, est_tokens=est, json_body=body
+            "POST",
+            "chat/completions",
+            endpoint="chat/completions",
+            model=model,
+            est_tokens=est,
+            json_body=body,
         )
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise BadResponseError("chat completion without choices")
@@ -511,6 +534,9 @@ class GenAPIClient:
         **extra: Any,
     ) -> dict[str, Any] | Iterator[dict[str, Any]]:
         items = self._responses_input(input)
+        if text and (text.get("format") or {}).get("type") == "text":
+            # Plain text is the default, and the contract's format schema demands name+schema for any type.
+            text = {k: v for k, v in text.items() if k != "format"} or None
         body = _drop_none(
             {
                 "model": model,
@@ -630,7 +656,9 @@ class GenAPIClient:
         return data
 
     def batches_cancel(self, batch_id: str) -> dict[str, Any]:
-        data, retries, ms = self._call_json("POST", f"batches/{batch_id}/cancel", endpoint="batches", model=None)
+        data, retries, ms = self._call_json(
+            "POST", f"batches/{batch_id}/cancel", endpoint="batches", model=None
+        )
         self._emit(data.get("model"), "batches", None, ms, retries)
         return data
 

@@ -212,7 +212,7 @@ def error_from_response(status: int, content: bytes, retry_after: float | None =
 
 
 def error_from_stream_event(event: dict[str, Any]) -> GenAPIError:
-    """An error reported inside a 200 stream (``{"error": {...}}``, vLLM ``object: error``, Responses events)."""
+    """An error inside a 200 stream (``{"error": {...}}``, vLLM ``object: error``, Responses events)."""
     payload: Any = event
     if event.get("type") in ("error", "response.failed"):
         if isinstance(event.get("response"), dict) and event["response"].get("error"):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from typing import Callable, Iterator
 
 
 def estimate_tokens(text: str) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 
 def iter_sse(lines: Iterable[str]) -> Iterator[tuple[str | None, str]]:
