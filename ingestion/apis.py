@@ -248,11 +248,47 @@ class DocumentBulkCreateApi(APIView):
 
 
 class DocumentDetailApi(APIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    class UpdateSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+        file = serializers.FileField(required=False)
+        text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+        metadata = serializers.JSONField(required=False)
+
+        validate_metadata = DocumentListCreateApi.InputSerializer.validate_metadata
+        validate = DocumentListCreateApi.InputSerializer.validate
+
     @extend_schema(
         summary="A document: status, progress, error, chunk count", responses=DocumentOutputSerializer
     )
     def get(self, request, document_id: int):
         return Response(DocumentOutputSerializer(_readable_document(request, document_id)).data)
+
+    @extend_schema(
+        summary="Replace a document's content (multipart file or JSON text)",
+        description="The document is queued again; passages whose text did not change keep their vectors, "
+        "so only new or changed passages are embedded. If another document of the collection already has "
+        "exactly this content, that document is returned unchanged.",
+        request={"multipart/form-data": UpdateSerializer, "application/json": UpdateSerializer},
+        responses={202: DocumentOutputSerializer},
+    )
+    def put(self, request, document_id: int):
+        document = _readable_document(request, document_id)
+        _require_ingest(request)
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        upload = values.get("file")
+        document = services.document_update(
+            document,
+            file=upload,
+            filename=getattr(upload, "name", None),
+            text=values.get("text"),
+            title=values.get("title") or None,
+            metadata=values.get("metadata"),
+        )
+        return Response(DocumentOutputSerializer(document).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Delete a document with its chunks and vectors", responses={204: None})
     def delete(self, request, document_id: int):
