@@ -1,26 +1,120 @@
-"""Who may read what. Every read path takes the caller's collections from `collections_readable`."""
+"""Who may read what.
+
+`collections_readable` is THE one place that decides readability: every read path (search, ask, the
+document and chunk views, the page, the OpenAI-compatible endpoint, the admin for non-superusers) takes
+the caller's collections from it and filters in SQL with it as a subquery. The helpers below apply the
+leaked-existence rule on top of it:
+
+- naming a collection the caller may not read (or that does not exist) is a 403, the same 403 in both
+  cases, so the answer never tells whether the slug exists;
+- an object (document, chunk) outside the readable collections is a 404, exactly like a missing one.
+
+They raise Django's `PermissionDenied` / `Http404`, which work in plain Django views and which DRF turns
+into its own 403/404 (and so into the shared `{"error": {...}}` shape).
+"""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from collections.abc import Iterable
 
-from ingestion.models import Collection
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from ingestion.models import Chunk, Collection, Document
+
+COLLECTION_FORBIDDEN_MESSAGE = "You may not read collection '{slug}'."
+
+
+def _api_key_from(request_or_key):
+    from accounts.models import ApiKey
+
+    return request_or_key if isinstance(request_or_key, ApiKey) else None
 
 
 def collections_readable(user, api_key=None) -> QuerySet[Collection]:
-    """Collections `user` may read, narrowed to the API key's collections when it has any."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    """Collections `user` may read, narrowed to the API key's collections when the key is narrowed.
+
+    Built from subqueries (no joins, no DISTINCT) so callers can use it as
+    `filter(collection__in=collections_readable(...))` and keep the whole decision in one SQL statement.
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Collection.objects.none()
+    if api_key is not None and (api_key.revoked_at is not None or api_key.user_id != user.pk):
         return Collection.objects.none()
     if user.is_superuser:
         readable = Collection.objects.all()
     else:
         readable = Collection.objects.filter(
-            Q(is_public=True) | Q(reader_users=user) | Q(reader_groups__user=user)
-        ).distinct()
-    if api_key is not None and api_key.collections.exists():
+            Q(is_public=True)
+            | Q(pk__in=Collection.reader_users.through.objects.filter(user=user).values("collection_id"))
+            | Q(
+                pk__in=Collection.reader_groups.through.objects.filter(
+                    group__in=user.groups.values("pk")
+                ).values("collection_id")
+            )
+        )
+    if api_key is not None and (api_key.collections_narrowed or api_key.collections.exists()):
         readable = readable.filter(pk__in=api_key.collections.values("pk"))
     return readable
 
 
 def collection_ids_readable(user, api_key=None) -> list[int]:
     return list(collections_readable(user, api_key).values_list("pk", flat=True))
+
+
+def request_readable_collections(request) -> QuerySet[Collection]:
+    """`collections_readable` for a Django or DRF request (the key is `request.auth` when one was used)."""
+    return collections_readable(getattr(request, "user", None), _api_key_from(getattr(request, "auth", None)))
+
+
+def collection_get_readable_or_403(slug: str, user, api_key=None) -> Collection:
+    """The collection named `slug` if readable; otherwise 403, whether or not it exists."""
+    collection = collections_readable(user, api_key).filter(slug=slug).first()
+    if collection is None:
+        raise PermissionDenied(COLLECTION_FORBIDDEN_MESSAGE.format(slug=slug))
+    return collection
+
+
+def collections_get_readable_or_403(slugs: Iterable[str] | None, user, api_key=None) -> QuerySet[Collection]:
+    """The readable collections a request names; no names means every readable collection.
+
+    One unreadable (or unknown) name is a 403 for the whole request: silently dropping it would turn
+    "you may not read HR" into an empty success and would reveal nothing useful to an honest caller.
+    """
+    readable = collections_readable(user, api_key)
+    if not slugs:
+        return readable
+    wanted = list(dict.fromkeys(str(slug) for slug in slugs))
+    found = set(readable.filter(slug__in=wanted).values_list("slug", flat=True))
+    for slug in wanted:
+        if slug not in found:
+            raise PermissionDenied(COLLECTION_FORBIDDEN_MESSAGE.format(slug=slug))
+    return readable.filter(slug__in=wanted)
+
+
+def documents_readable(user, api_key=None) -> QuerySet[Document]:
+    return Document.objects.filter(collection__in=collections_readable(user, api_key))
+
+
+def chunks_readable(user, api_key=None) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(document__collection__in=collections_readable(user, api_key))
+
+
+def document_get_readable_or_404(document_id, user, api_key=None) -> Document:
+    """The document if the caller may read it; 404 otherwise, the same 404 as a missing document."""
+    try:
+        return documents_readable(user, api_key).select_related("collection").get(pk=int(document_id))
+    except (Document.DoesNotExist, TypeError, ValueError) as exc:
+        raise Http404("No such document.") from exc
+
+
+def chunk_get_readable_or_404(chunk_id, user, api_key=None, *, document_id=None) -> Chunk:
+    """The chunk (of `document_id`, when given) if the caller may read it; 404 otherwise."""
+    try:
+        queryset = chunks_readable(user, api_key).select_related("document", "document__collection")
+        if document_id is not None:
+            queryset = queryset.filter(document_id=int(document_id))
+        return queryset.get(pk=int(chunk_id))
+    except (Chunk.DoesNotExist, TypeError, ValueError) as exc:
+        raise Http404("No such passage.") from exc

@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from accounts.selectors import collections_readable
 from ingestion import services
 from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
 
@@ -20,6 +21,10 @@ class CollectionAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["reader_groups", "reader_users"]
+
+    def get_queryset(self, request):
+        # Staff who are not superusers administer only the collections they may read.
+        return super().get_queryset(request).filter(pk__in=collections_readable(request.user).values("pk"))
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -39,8 +44,12 @@ class MultipleFileField(forms.FileField):
 
 
 class DocumentUploadForm(forms.Form):
-    collection = forms.ModelChoiceField(queryset=Collection.objects.all())
+    collection = forms.ModelChoiceField(queryset=Collection.objects.none())
     files = MultipleFileField(help_text="Select one or many files (PDF, DOCX, HTML, Markdown, text, audio).")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["collection"].queryset = collections_readable(user)
 
 
 class ChunkInline(admin.TabularInline):
@@ -59,7 +68,8 @@ class ChunkInline(admin.TabularInline):
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     list_display = ["title", "collection", "status", "progress", "short_error", "mime_type", "created_at"]
-    list_filter = ["status", "collection", "mime_type"]
+    # RelatedOnly: the filter lists only collections of documents the user can see, not every name.
+    list_filter = ["status", ("collection", admin.RelatedOnlyFieldListFilter), "mime_type"]
     search_fields = ["title", "source_url", "content_sha256"]
     readonly_fields = [
         "status",
@@ -79,6 +89,18 @@ class DocumentAdmin(admin.ModelAdmin):
     actions = ["reingest_selected", "delete_with_chunks"]
     inlines = [ChunkInline]
     change_list_template = "admin/ingestion/document/change_list.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(collection__in=collections_readable(request.user).values("pk"))
+        )
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "collection":
+            kwargs["queryset"] = collections_readable(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_add_permission(self, request):
         # Documents come in through the upload view (one or many files), not the plain add form.
@@ -126,7 +148,7 @@ class DocumentAdmin(admin.ModelAdmin):
         if not self.has_change_permission(request):
             messages.error(request, "You may not upload documents.")
             return redirect("admin:index")
-        form = DocumentUploadForm(request.POST or None, request.FILES or None)
+        form = DocumentUploadForm(request.POST or None, request.FILES or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             created = duplicates = failed = 0
             for upload in form.cleaned_data["files"]:

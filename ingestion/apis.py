@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.permissions import request_can_ingest, request_has_scope
+from accounts.selectors import collection_get_readable_or_403
 from ingestion import selectors, services
 from ingestion.models import Document
 
@@ -168,10 +169,14 @@ class DocumentListCreateApi(APIView):
         status_filter = request.query_params.get("status") or None
         if status_filter and status_filter not in Document.Status.values:
             raise exceptions.ValidationError({"status": [f"One of {', '.join(Document.Status.values)}."]})
+        collection_slug = request.query_params.get("collection") or None
+        if collection_slug:
+            # Naming a collection the caller cannot read is a 403, never an empty list that hints at it.
+            collection_get_readable_or_403(collection_slug, request.user, _api_key(request))
         documents = selectors.document_list(
             request.user,
             _api_key(request),
-            collection_slug=request.query_params.get("collection") or None,
+            collection_slug=collection_slug,
             status=status_filter,
         )
         return _paginate(request, self, documents, DocumentOutputSerializer)

@@ -17,6 +17,8 @@ def api_exception_handler(exc, context):
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
         code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
         message, details = (str(detail) if detail is not None else str(exc)), None
+    if code == "permission_denied":
+        code = "forbidden"  # one name for a 403 across the API, whichever layer refused
     body = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details

@@ -1,4 +1,5 @@
-"""Security plumbing shared by every app: the Content-Security-Policy header and log redaction."""
+"""Security plumbing shared by every app: the Content-Security-Policy header, the request-size limit and
+log redaction."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.http import JsonResponse
 
 # The page ships no inline scripts or styles and loads nothing from elsewhere, so the policy can be
 # strict in debug too: a violation found locally is one that would break in production.
@@ -58,6 +60,60 @@ class ContentSecurityPolicyMiddleware:
 
     async def __acall__(self, request):
         return self._apply(await self.get_response(request))
+
+
+def max_request_bytes() -> int:
+    """The largest request body accepted: one upload at the limit plus room for the multipart framing."""
+    configured = getattr(settings, "RAG_MAX_REQUEST_BYTES", None)
+    if configured:
+        return int(configured)
+    return int(getattr(settings, "RAG_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)) + 1024 * 1024
+
+
+class RequestSizeLimitMiddleware:
+    """Refuses a request whose declared Content-Length is over the limit with 413, before anything reads it.
+
+    Must come before any middleware that touches the body (CsrfViewMiddleware reads request.POST): a 1 GB
+    claim is answered from the headers alone. A body without Content-Length is not read by Django's WSGI
+    handler at all, and one longer than declared is cut at the declared length.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def _refusal(self, request):
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return self._error(request, 400, "bad_request", "The Content-Length header is not a number.")
+        limit = max_request_bytes()
+        if declared > limit:
+            message = f"The request body is {declared} bytes; the limit is {limit} bytes."
+            return self._error(request, 413, "request_too_large", message)
+        return None
+
+    @staticmethod
+    def _error(request, status: int, code: str, message: str):
+        body = {"error": {"code": code, "message": message}}
+        if request.path.startswith("/v1/"):
+            body["error"].update(type="invalid_request_error", param=None)
+        response = JsonResponse(body, status=status)
+        # The unread body is still on the connection: ask the client and the server to drop it.
+        response["Connection"] = "close"
+        return response
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._refusal(request) or self.get_response(request)
+
+    async def __acall__(self, request):
+        return self._refusal(request) or await self.get_response(request)
 
 
 REDACTED = "[REDACTED]"

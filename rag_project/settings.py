@@ -66,6 +66,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body (CsrfViewMiddleware reads request.POST): refuse by Content-Length.
+    "rag_project.security.RequestSizeLimitMiddleware",
+    "rag_project.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -149,6 +152,8 @@ RAG_RERANK_THRESHOLD = env_float("RAG_RERANK_THRESHOLD", 0.05)
 RAG_HNSW_EF_SEARCH = env_int("RAG_HNSW_EF_SEARCH", 100)
 RAG_STALE_PROCESSING_SECONDS = env_int("RAG_STALE_PROCESSING_SECONDS", 900)
 
+# The largest request body; default RAG_MAX_UPLOAD_BYTES + 1 MiB of multipart framing.
+RAG_MAX_REQUEST_BYTES = env_int("RAG_MAX_REQUEST_BYTES", 0) or None
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", 100)
@@ -161,6 +166,12 @@ CACHES = {
     if DJANGO_CACHE_URL
     else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "rag_cache"}
 }
+
+# Sign-in attempt limits for every sign-in form (the page and the admin).
+AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
+RAG_LOGIN_MAX_FAILURES = env_int("RAG_LOGIN_MAX_FAILURES", 5)
+RAG_LOGIN_MAX_FAILURES_PER_IP = env_int("RAG_LOGIN_MAX_FAILURES_PER_IP", 50)
+RAG_LOGIN_FAILURE_WINDOW_SECONDS = env_int("RAG_LOGIN_FAILURE_WINDOW_SECONDS", 900)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -195,6 +206,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "EXCEPTION_HANDLER": "rag_project.api_errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiKeyRateThrottle"],
     # Per API key (or user) request rates; counted in the shared cache below.
     "DEFAULT_THROTTLE_RATES": {
         "api_key": os.environ.get("RAG_THROTTLE_API_KEY", "600/min"),
@@ -235,8 +247,12 @@ X_FRAME_OPTIONS = "DENY"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Keys never reach the logs: every record through the root handler is redacted.
+    "filters": {"redact_secrets": {"()": "rag_project.security.SecretRedactingFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "httpx": {"level": "WARNING"},

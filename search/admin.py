@@ -30,5 +30,12 @@ class QueryLogAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_view_permission(self, request, obj=None):
+        # Questions can quote confidential material from any collection: superusers only.
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
     def has_change_permission(self, request, obj=None):
         return False

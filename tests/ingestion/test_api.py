@@ -52,7 +52,7 @@ def test_collections_list_and_staff_create(client_for, staff, reader, collection
     assert [c["slug"] for c in response.json()["results"]] == ["public"]
     assert client_for(staff).get("/api/collections").json()["count"] == 2
     denied = client_for(reader).post("/api/collections", {"name": "X", "slug": "x"}, format="json")
-    assert denied.status_code == 403 and denied.json()["error"]["code"] == "permission_denied"
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
     created = client_for(staff).post("/api/collections", {"name": "X", "slug": "x"}, format="json")
     assert created.status_code == 201 and created.json()["slug"] == "x"
 
@@ -107,7 +107,7 @@ def test_writes_need_ingest_rights_and_a_readable_collection(client_for, staff, 
         == 201
     )
     hidden = ingest_key.post("/api/documents", {"collection": "private", "text": "hello"}, format="json")
-    assert hidden.status_code == 403 and hidden.json()["error"]["code"] == "permission_denied"
+    assert hidden.status_code == 403 and hidden.json()["error"]["code"] == "forbidden"
     search_only = client_for(staff, scopes=["search"])
     assert (
         search_only.post("/api/documents", {"collection": "public", "text": "y"}, format="json").status_code
