@@ -21,27 +21,6 @@ from ingestion.models import Chunk, ChunkEmbedding, Collection, Document, Embedd
 _counter = itertools.count(1)
 
 
-def _register_api_key_schema_extension() -> None:
-    """drf-spectacular needs an OpenApiAuthenticationExtension for the bearer-key authenticator. The real
-    one belongs in accounts; until it exists, the tests register the same description so the schema
-    checks concern the search endpoints."""
-    from drf_spectacular.extensions import OpenApiAuthenticationExtension
-
-    target = "accounts.authentication.ApiKeyAuthentication"
-    if any(getattr(ext, "target_class", None) == target for ext in OpenApiAuthenticationExtension._registry):
-        return
-
-    class ApiKeyScheme(OpenApiAuthenticationExtension):  # noqa: F841 - registered by subclassing
-        target_class = target
-        name = "ApiKeyAuth"
-
-        def get_security_definition(self, auto_schema):
-            return {"type": "http", "scheme": "bearer", "description": "An API key: `Bearer cit_...`"}
-
-
-_register_api_key_schema_extension()
-
-
 def _index_create(space: EmbeddingSpace) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
