@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.conf import settings
@@ -65,7 +66,10 @@ def test_middleware_async():
         return HttpResponse("ok")
 
     middleware = ContentSecurityPolicyMiddleware(get_response)
-    response = asyncio.run(middleware(RequestFactory().get("/")))
+    request = RequestFactory().get("/")
+    # A fresh thread has no event loop, whatever earlier tests (the browser ones) left in this one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        response = pool.submit(lambda: asyncio.run(middleware(request))).result()
     assert "Content-Security-Policy" in response
 
 
