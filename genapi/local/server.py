@@ -273,6 +273,9 @@ def request_tokens(route: str, body: Any) -> int:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate sends; with Nagle on, a keep-alive client waits for its
+    # delayed ACK (~40 ms) on every call. A real provider adds no such delay.
+    disable_nagle_algorithm = True
     server_version = "genapi-local/0.1"
     state: StandIn  # set on the subclass made by make_server
 

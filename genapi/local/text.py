@@ -107,13 +107,14 @@ class HashEmbedder:
             if len(self._vocab) >= self.max_vocab:  # bound memory in long-running servers
                 self._reset()
             wid = len(self._vocab)
-            self._vocab[word] = wid
             feats = self._word_features(word)
             self._start.append(len(self._hash))
             self._len.append(len(feats))
             for h, v in feats:
                 self._hash.append(h & 0x7FFFFFFF)
                 self._val.append(v if (h >> 31) & 1 else -v)
+            # Registered last: a failure above must not leave a word whose features are missing.
+            self._vocab[word] = wid
         return wid
 
     def embed(self, texts: list[str], dims: int) -> list[list[float]]:
@@ -154,6 +155,9 @@ class HashEmbedder:
                 out = np.bincount(flat, weights=weights, minlength=n * dims)
             else:
                 out = np.zeros(n * dims)
+            # The frombuffer views pin the arrays' buffers: while one exists, another thread appending a
+            # new word gets BufferError. Drop them before the lock is released.
+            del all_start, all_len, all_hash, all_val
         mat = out.reshape(n, dims).astype(np.float32)
         norms = np.linalg.norm(mat, axis=1, keepdims=True)
         empty = norms[:, 0] == 0

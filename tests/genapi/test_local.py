@@ -148,3 +148,31 @@ def test_minilm_engine_when_installed():
         a, b, c = np.asarray(client.embeddings_create("all-minilm-l6-v2", texts).vectors)
         assert a.shape == (384,) and float(a @ b) > float(a @ c) + 0.2
         client.close()
+
+
+def test_hash_embedder_is_safe_under_concurrent_new_words():
+    """Threads embedding texts full of unseen words at once: no BufferError, no broken vocabulary."""
+    import threading
+
+    from genapi.local.text import HashEmbedder
+
+    embedder = HashEmbedder()
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for round_ in range(30):
+                texts = [f"word{seed}x{round_}x{i} shared{i % 7} common" for i in range(20)]
+                embedder.embed_array(texts, 64)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    # Every registered word still has its features: embedding them again works.
+    again = embedder.embed_array([f"word{s}x0x0" for s in range(6)], 64)
+    assert again.shape == (6, 64)
