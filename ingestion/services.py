@@ -427,8 +427,13 @@ def embedding_spaces_target() -> list[EmbeddingSpace]:
 def _embed(space: EmbeddingSpace, inputs: list[str]) -> list[list[float]]:
     from genapi import BadResponseError, get_client
 
+    # base64: a quarter of the bytes of a JSON float list and far cheaper to decode (the client
+    # accepts floats too, for servers that ignore the option).
     result = get_client().embeddings_create(
-        space.model, inputs, dimensions=space.dimensions if space.send_dimensions else None
+        space.model,
+        inputs,
+        dimensions=space.dimensions if space.send_dimensions else None,
+        encoding_format="base64",
     )
     for vector in result.vectors:
         if len(vector) != space.dimensions:
