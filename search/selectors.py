@@ -315,7 +315,7 @@ def passages_retrieve(
 
     reranked = False
     if rerank and passages:
-        passages, reranked = passages_rerank(query, passages, top_k=top_k)
+        passages, reranked = passages_rerank(query, passages, top_k=top_k, candidates=candidates)
     else:
         passages = passages[:top_k]
     highlights_add(passages, query)
