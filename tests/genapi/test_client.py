@@ -356,7 +356,8 @@ def test_config_from_env():
             "GENAPI_EMBED_TOKEN_BUDGET": "",
         }
     )
-    assert cfg.base_url == "http://localhost:9/v1" and cfg.rpm == 60 and cfg.embed_token_budget == 300_000
+    # Empty budget: half a second of the default 1,000,000 tokens/min per embeddings call.
+    assert cfg.base_url == "http://localhost:9/v1" and cfg.rpm == 60 and cfg.embed_token_budget == 8_333
     assert (cfg.connect_timeout, cfg.read_timeout, cfg.max_retries, cfg.tpm, cfg.concurrency) == (
         5,
         120,
