@@ -12,7 +12,7 @@ import fcntl
 import os
 import warnings
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 _uri_cache: dict[str, str] = {}
 
@@ -61,6 +61,18 @@ def django_database_config(uri: str, name: str = "postgres") -> dict:
     }
 
 
-def sqlalchemy_broker_url(uri: str, name: str = "postgres") -> str:
-    """kombu's SQLAlchemy transport on the same embedded server (psycopg 3 driver)."""
-    return f"sqla+postgresql+psycopg://postgres@/{name}?host={socket_dir(uri)}"
+def sqlalchemy_broker_url(database: dict) -> str:
+    """kombu's SQLAlchemy transport on the same database as Django (psycopg 3 driver).
+
+    Built from Django's parsed settings rather than by rewriting DATABASE_URL: a Unix-socket host
+    must travel as `?host=/path` for SQLAlchemy, not %-encoded in the netloc.
+    """
+    user = quote(database.get("USER") or "", safe="")
+    password = database.get("PASSWORD") or ""
+    credentials = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host, port = database.get("HOST") or "", database.get("PORT") or ""
+    name = quote(database.get("NAME") or "", safe="")
+    if host.startswith("/"):
+        return f"sqla+postgresql+psycopg://{credentials}/{name}?host={quote(host, safe='/')}"
+    netloc = f"{host}:{port}" if port else host
+    return f"sqla+postgresql+psycopg://{credentials}{netloc}/{name}"

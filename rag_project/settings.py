@@ -111,13 +111,9 @@ if os.environ.get("DATABASE_TEST_NAME"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or (
-    sqlalchemy_broker_url(EMBEDDED_DATABASE_URI)
-    if EMBEDDED_DATABASE_URI
-    else "sqla+"
-    + DATABASE_URL.replace("postgres://", "postgresql+psycopg://", 1).replace(
-        "postgresql://", "postgresql+psycopg://", 1
-    )
+# Default: kombu's SQLAlchemy transport on the same database (no extra server).
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or sqlalchemy_broker_url(
+    DATABASES["default"]
 )
 if not CELERY_BROKER_URL.startswith("sqla+"):
     # Redis/RabbitMQ: a task unacknowledged for an hour (acks_late, a dead worker) is redelivered.

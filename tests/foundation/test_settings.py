@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -118,3 +119,22 @@ def test_env_example_has_no_misspelled_variables():
     for path in REPO_ROOT.glob("genapi/**/*.py"):
         read.update(re.findall(r"""["']((?:GENAPI|SCW)_[A-Z0-9_]+)["']""", path.read_text()))
     assert documented <= read, f"not read by any code: {sorted(documented - read)}"
+
+
+def test_broker_defaults_to_the_database_url_even_over_a_unix_socket():
+    from django.conf import settings
+
+    socket = quote(str(settings.RAG_DATA_DIR / "postgres"), safe="")
+    result = load_settings({"DJANGO_DEBUG": "1", "DATABASE_URL": f"postgresql://postgres@{socket}/postgres"})
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    # SQLAlchemy wants the socket folder as ?host=, not %-encoded in the host part.
+    assert loaded["BROKER"] == (
+        f"sqla+postgresql+psycopg://postgres@/postgres?host={settings.RAG_DATA_DIR / 'postgres'}"
+    )
+    result = load_settings(
+        {"DJANGO_DEBUG": "1", "DATABASE_URL": "postgresql://u:p%40ss@db.example.com:5433/kb"}
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1])["BROKER"] == (
+        "sqla+postgresql+psycopg://u:p%40ss@db.example.com:5433/kb"
+    )
