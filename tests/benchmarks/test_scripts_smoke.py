@@ -1,0 +1,94 @@
+"""Each benchmark script runs end to end on a tiny sample, as a real subprocess, against this session's test
+database (`--database-url`): the figures are printed and written, and nothing fails. No timing assertions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT, database_url_for_subprocess
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def run_script(name: str, tmp_path, *args: str, timeout: float = 240) -> tuple[str, dict]:
+    out_json = tmp_path / f"{name}.json"
+    command = [
+        sys.executable,
+        "-m",
+        f"benchmarks.{name}",
+        "--database-url",
+        database_url_for_subprocess(),
+        "--json",
+        str(out_json),
+        *args,
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # the script stops its own web server, worker and stand-in on SIGTERM
+        stdout, stderr = process.communicate(timeout=60)
+        pytest.fail(f"{name} did not finish in {timeout}s:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    assert process.returncode == 0, f"{name} failed:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+    assert "cores" in stdout and "RAM" in stdout and "UTC" in stdout  # machine info + date
+    return stdout, json.loads(out_json.read_text())
+
+
+def test_ingest_throughput_smoke(tmp_path):
+    stdout, data = run_script("ingest_throughput", tmp_path, "--sample", "20")
+    citable, peer = data["citable"], data["peer"]
+    assert citable["documents"] == 20 and citable["ready"] == 20 and citable["failed"] == 0
+    assert citable["chunks"] >= 20 and citable["documents_per_s"] > 0
+    assert citable["peak_rss_web_mib"] > 0 and citable["peak_rss_worker_mib"] > 0
+    assert citable["bulk_statuses"] == [202]
+    assert "documents/s" in stdout and "LangChain" in stdout
+    if "error" not in peer:  # the peer needs the `bench` extra
+        assert peer["documents"] == 20 and peer["chunks"] >= 20
+
+
+def test_ingest_under_limits_smoke(tmp_path):
+    stdout, data = run_script("ingest_under_limits", tmp_path, "--sample", "20")
+    figures = data["figures"]
+    assert figures["failed_documents"] == 0
+    assert figures["tokens"] > 0 and 0 < figures["fraction_of_tpm_limit"]
+    assert figures["requests_429"] >= 0
+    assert data["limits"]["rpm"] == 600 and data["limits"]["tpm"] == 1_000_000
+    assert "tokens/min achieved" in stdout
+
+
+def test_query_latency_smoke(tmp_path):
+    stdout, data = run_script(
+        "query_latency",
+        tmp_path,
+        "--sample",
+        "20",
+        "--sizes",
+        "200",
+        "--requests",
+        "8",
+        "--ask-requests",
+        "3",
+    )
+    (figures,) = data["results"].values()
+    for name in ("search, 1 client", "search, 8 concurrent", "ask, 1 client", "ask, 8 concurrent"):
+        assert figures[name]["requests"] > 0, figures[name]
+        assert figures[name]["p50_ms"] <= figures[name]["p95_ms"] <= figures[name]["p99_ms"]
+    assert "overhead_p50_ms" in figures["ask overhead"]
+    assert "200 passages" in stdout
+
+
+def test_hnsw_recall_smoke(tmp_path):
+    stdout, data = run_script(
+        "hnsw_recall", tmp_path, "--sample", "20", "--passages", "300", "--queries", "10"
+    )
+    # At a few hundred rows the planner may rightly prefer a sequential scan; the full run reports it.
+    assert data["index_used"] in (True, False)
+    for result in data["results"].values():
+        assert 0.0 <= result["recall_at_10"] <= 1.0
+    assert "recall@10" in stdout
