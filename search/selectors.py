@@ -135,8 +135,8 @@ def vector_candidates(
 def fulltext_candidates(
     query: str, collection_ids: list[int], filters: SearchFilters, limit: int
 ) -> list[tuple[int, float]]:
-    """Ranked full-text candidates. All query words first (websearch syntax: quotes, OR, -word); when no
-    passage holds every word, any of them: a natural-language question rarely fits in one passage.
+    """Ranked full-text candidates. Passages with all query words first (websearch syntax: quotes, OR,
+    -word), then passages with any of them: a natural-language question rarely fits in one passage.
 
     Ranked by `ts_rank` (term frequency), not `ts_rank_cd` (cover density): cover density rewards words
     standing close together, which says little when most passages match only some of the words; on SciFact
@@ -147,6 +147,7 @@ def fulltext_candidates(
         f"(SELECT COALESCE(string_agg(quote_literal(lexeme), ' | '), '') "
         f"FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s)))::tsquery"
     )
+    hits: list[tuple[int, float]] = []
     for tsquery in (and_query, or_query):
         sql = f"""
             WITH q AS (SELECT {tsquery} AS query)
@@ -161,9 +162,12 @@ def fulltext_candidates(
         with connection.cursor() as cursor:
             cursor.execute(sql, [query, *params, int(limit)])
             rows = [(int(chunk_id), float(rank)) for chunk_id, rank in cursor.fetchall()]
-        if rows:
-            return rows
-    return []
+        # Passages holding every word lead; passages holding some of them fill the rest of the list.
+        seen = {chunk_id for chunk_id, _ in hits}
+        hits.extend(row for row in rows if row[0] not in seen)
+        if len(hits) >= limit:
+            break
+    return hits[:limit]
 
 
 _PASSAGE_COLUMNS = """
