@@ -132,6 +132,48 @@ def vector_candidates(
         return [(int(chunk_id), float(distance)) for chunk_id, distance in cursor.fetchall()]
 
 
+# A lexeme found in more than this share of passages barely tells passages apart, yet it makes the
+# any-word query match, and rank, most of the table (the 100,000-passage latency in BENCHMARKS.md). Such
+# lexemes still count in the ranking; they just do not admit a passage on their own.
+COMMON_LEXEME_SHARE = 0.05
+LEXEME_STATS_SECONDS = 300
+_lexeme_stats: dict[str, tuple[float, dict[str, float]]] = {}
+
+
+def common_lexeme_shares() -> dict[str, float]:
+    """Share of passages holding each of the most common lexemes, from ANALYZE's statistics of the
+    tsvector column (`pg_stats.most_common_elems`); empty until the table has been analysed."""
+    key = str(connection.settings_dict.get("NAME"))
+    cached = _lexeme_stats.get(key)
+    if cached and time.monotonic() - cached[0] < LEXEME_STATS_SECONDS:
+        return cached[1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+            "WHERE schemaname = current_schema() AND tablename = 'ingestion_chunk' "
+            "AND attname = 'search_vector'"
+        )
+        row = cursor.fetchone()
+    # The frequency array ends with three summary numbers; zip stops at the last lexeme.
+    shares = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
+    _lexeme_stats[key] = (time.monotonic(), shares)
+    return shares
+
+
+def _query_lexemes(query: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT lexeme FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s))", [query])
+        return [lexeme for (lexeme,) in cursor.fetchall()]
+
+
+def _admitting_lexemes(lexemes: list[str]) -> list[str]:
+    """The query lexemes that may admit a passage to the any-word list: all but the very common ones
+    (the two rarest when every one is common)."""
+    shares = common_lexeme_shares()
+    rare = [lexeme for lexeme in lexemes if shares.get(lexeme, 0.0) <= COMMON_LEXEME_SHARE]
+    return rare or sorted(lexemes, key=lambda lexeme: shares.get(lexeme, 0.0))[:2]
+
+
 def fulltext_candidates(
     query: str, collection_ids: list[int], filters: SearchFilters, limit: int
 ) -> list[tuple[int, float]]:
@@ -142,25 +184,31 @@ def fulltext_candidates(
     standing close together, which says little when most passages match only some of the words; on SciFact
     it scores nDCG@10 0.449 against 0.600 for `ts_rank` (BENCHMARKS.md)."""
     where, params = _filters_sql(collection_ids, filters)
-    and_query = f"websearch_to_tsquery('{FULLTEXT_CONFIG}', %s)"
-    or_query = (
-        f"(SELECT COALESCE(string_agg(quote_literal(lexeme), ' | '), '') "
-        f"FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s)))::tsquery"
-    )
+    any_of = "(SELECT COALESCE(string_agg(quote_literal(lexeme), ' | '), '') FROM unnest(%s::text[]) lexeme)"
     hits: list[tuple[int, float]] = []
-    for tsquery in (and_query, or_query):
+    lexemes: list[str] | None = None
+    for step in ("all", "any"):
+        if step == "all":
+            ranked_by = admitted_by = f"websearch_to_tsquery('{FULLTEXT_CONFIG}', %s)"
+            query_params = [query, query]
+        else:
+            lexemes = _query_lexemes(query)
+            if not lexemes:
+                break
+            ranked_by, admitted_by = f"{any_of}::tsquery", f"{any_of}::tsquery"
+            query_params = [lexemes, _admitting_lexemes(lexemes)]
         sql = f"""
-            WITH q AS (SELECT {tsquery} AS query)
-            SELECT c.id, ts_rank(c.search_vector, q.query) AS rank
+            WITH q AS (SELECT {ranked_by} AS ranked_by, {admitted_by} AS admitted_by)
+            SELECT c.id, ts_rank(c.search_vector, q.ranked_by) AS rank
             FROM ingestion_chunk c
             JOIN ingestion_document d ON d.id = c.document_id
             CROSS JOIN q
-            WHERE c.search_vector @@ q.query AND {where}
+            WHERE c.search_vector @@ q.admitted_by AND {where}
             ORDER BY rank DESC, c.id
             LIMIT %s
         """  # noqa: S608 - fixed fragments only
         with connection.cursor() as cursor:
-            cursor.execute(sql, [query, *params, int(limit)])
+            cursor.execute(sql, [*query_params, *params, int(limit)])
             rows = [(int(chunk_id), float(rank)) for chunk_id, rank in cursor.fetchall()]
         # Passages holding every word lead; passages holding some of them fill the rest of the list.
         seen = {chunk_id for chunk_id, _ in hits}
