@@ -116,6 +116,7 @@ def main() -> int:
         return 2
     procs: dict[str, subprocess.Popen] = {}
     stopping = False
+    crashed: list[str] = []
 
     def on_signal(signum, frame):
         nonlocal stopping
@@ -188,14 +189,15 @@ def main() -> int:
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     log(f"{name} exited with code {proc.returncode}; stopping the rest")
+                    crashed.append(name)
                     stopping = True
                     break
             time.sleep(0.5)
     finally:
         log("stopping")
         stop_all(procs)
-    failed = [name for name, proc in procs.items() if proc.returncode not in (0, -signal.SIGTERM, None)]
-    return 1 if failed and not stopping else 0
+    # Ctrl-C is a normal end; a service that died on its own is not.
+    return 1 if crashed else 0
 
 
 if __name__ == "__main__":
