@@ -35,7 +35,7 @@ def _ingest(task, document_ids: list[int]) -> dict:
         raise TransientProviderError(str(exc)) from exc
     except SoftTimeLimitExceeded:
         services.documents_fail(
-            [pk for pk in document_ids],
+            list(document_ids),
             f"Ingestion took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped.",
         )
         return {}
