@@ -199,6 +199,16 @@ def _collection_ids(request, slugs: list[str] | None) -> list[int]:
     return list(readable.values_list("pk", flat=True))
 
 
+def collections_field() -> serializers.ListField:
+    """The `collections` request field shared by search and ask."""
+    return serializers.ListField(
+        child=serializers.SlugField(max_length=100),
+        max_length=100,
+        required=False,
+        help_text="Collection slugs; default: every collection the caller may read.",
+    )
+
+
 class SearchApi(APIView):
     permission_classes = [scope_required("search")]
     throttle_classes = [ApiKeyRateThrottle]
@@ -207,10 +217,7 @@ class SearchApi(APIView):
     @extend_schema_serializer(component_name="SearchRequest")
     class InputSerializer(serializers.Serializer):
         query = serializers.CharField(max_length=MAX_QUERY_CHARS)
-        collections = serializers.ListField(
-            child=serializers.SlugField(max_length=100), max_length=100, required=False,
-            help_text="Collection slugs; default: every collection the caller may read.",
-        )  # fmt: skip
+        collections = collections_field()
         filters = FiltersSerializer(required=False)
         mode = serializers.ChoiceField(choices=MODES, default="hybrid")
         top_k = serializers.IntegerField(min_value=1, max_value=100, required=False)
@@ -273,10 +280,7 @@ class AskApi(APIView):
     @extend_schema_serializer(component_name="AskRequest")
     class InputSerializer(serializers.Serializer):
         question = serializers.CharField(max_length=MAX_QUESTION_CHARS)
-        collections = serializers.ListField(
-            child=serializers.SlugField(max_length=100), max_length=100, required=False,
-            help_text="Collection slugs; default: every collection the caller may read.",
-        )  # fmt: skip
+        collections = collections_field()
         filters = FiltersSerializer(required=False)
         top_k = serializers.IntegerField(min_value=1, max_value=50, required=False)
         api = serializers.ChoiceField(
