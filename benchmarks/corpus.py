@@ -59,7 +59,7 @@ def filler_top_up(dataset: str, target: int, *, batch: int = 5000, seed: int = 7
 
     from genapi.local.text import HashEmbedder
     from ingestion.models import Chunk, Collection, Document
-    from ingestion.services import (
+    from ingestion.services.spaces import (
         embedding_space_get_or_create_active,
         embedding_space_index_create,
         embedding_space_index_drop,

@@ -125,7 +125,8 @@ def citable_run(
     os.environ.update(client_env or {})
 
     from ingestion.models import Chunk, Document
-    from ingestion.services import collection_create, embedding_space_get_or_create_active
+    from ingestion.services.collections import collection_create
+    from ingestion.services.spaces import embedding_space_get_or_create_active
 
     stack = Stack(
         web_workers=args.web_workers,

@@ -11,8 +11,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.selectors import collections_readable
-from ingestion import services
 from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
+from ingestion.services.documents import document_create, document_delete, document_reingest
+from ingestion.services.errors import IngestionError
+from ingestion.services.spaces import embedding_space_build
 
 
 @admin.register(Collection)
@@ -124,19 +126,19 @@ class DocumentAdmin(admin.ModelAdmin):
     @admin.action(description="Re-ingest selected documents")
     def reingest_selected(self, request, queryset):
         for document in queryset:
-            services.document_reingest(document)
+            document_reingest(document)
         self.message_user(request, f"{queryset.count()} document(s) queued for ingestion.")
 
     @admin.action(description="Delete selected documents (with their passages and vectors)")
     def delete_with_chunks(self, request, queryset):
         count = 0
         for document in queryset:
-            services.document_delete(document)
+            document_delete(document)
             count += 1
         self.message_user(request, f"{count} document(s) deleted.")
 
     def delete_model(self, request, obj):
-        services.document_delete(obj)
+        document_delete(obj)
 
     def get_urls(self):
         custom = [
@@ -152,7 +154,7 @@ class DocumentAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             created = duplicates = failed = 0
             for upload in form.cleaned_data["files"]:
-                document, is_new = services.document_create(
+                document, is_new = document_create(
                     collection=form.cleaned_data["collection"],
                     file=upload,
                     filename=upload.name,
@@ -228,8 +230,8 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
 
     def _start(self, request, model, dimensions):
         try:
-            space = services.embedding_space_build(model, dimensions)
-        except services.IngestionError as exc:
+            space = embedding_space_build(model, dimensions)
+        except IngestionError as exc:
             messages.error(request, str(exc))
             return
         except Exception as exc:  # provider unreachable, unknown model

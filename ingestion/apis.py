@@ -17,8 +17,16 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey
 from accounts.permissions import request_can_ingest, request_has_scope
 from accounts.selectors import collection_get_readable_or_403
-from ingestion import selectors, services
+from ingestion import selectors
 from ingestion.models import Document
+from ingestion.services.collections import collection_create
+from ingestion.services.documents import (
+    document_create,
+    document_delete,
+    document_reingest,
+    document_update,
+    documents_bulk_create,
+)
 
 BULK_MAX_DOCUMENTS = 1000
 
@@ -123,7 +131,7 @@ class CollectionListCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            collection = services.collection_create(**data.validated_data)
+            collection = collection_create(**data.validated_data)
         except IntegrityError as exc:
             raise exceptions.ValidationError({"slug": ["A collection with this slug exists."]}) from exc
         return Response(self.OutputSerializer(collection).data, status=status.HTTP_201_CREATED)
@@ -195,7 +203,7 @@ class DocumentListCreateApi(APIView):
         values = data.validated_data
         collection = _writable_collection(request, values["collection"])
         upload = values.get("file")
-        document, created = services.document_create(
+        document, created = document_create(
             collection=collection,
             title=values.get("title") or "",
             file=upload,
@@ -245,7 +253,7 @@ class DocumentBulkCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         collection = _writable_collection(request, data.validated_data["collection"])
-        stored = services.documents_bulk_create(
+        stored = documents_bulk_create(
             collection=collection, documents=data.validated_data["documents"], created_by=request.user
         )
         body = {"documents": [{"id": d.pk, "status": d.status} for d in stored]}
@@ -285,7 +293,7 @@ class DocumentDetailApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         upload = values.get("file")
-        document = services.document_update(
+        document = document_update(
             document,
             file=upload,
             filename=getattr(upload, "name", None),
@@ -299,7 +307,7 @@ class DocumentDetailApi(APIView):
     def delete(self, request, document_id: int):
         document = _readable_document(request, document_id)
         _require_ingest(request)
-        services.document_delete(document)
+        document_delete(document)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -312,7 +320,7 @@ class DocumentReingestApi(APIView):
     def post(self, request, document_id: int):
         document = _readable_document(request, document_id)
         _require_ingest(request)
-        document = services.document_reingest(document)
+        document = document_reingest(document)
         return Response(DocumentOutputSerializer(document).data, status=status.HTTP_202_ACCEPTED)
 
 

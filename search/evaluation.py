@@ -234,11 +234,12 @@ def _status_counts(collection_id: int) -> dict[str, int]:
 
 
 def _ingest_queued_in_process(collection_id: int, log) -> None:
-    """Run the ingestion task's body (ingestion.services.documents_ingest) here for every queued document.
+    """Run the ingestion task's body (ingestion.services.pipeline.documents_ingest) here for each queued
+    document.
     A transient provider error is retried after a pause, as the task would."""
     from genapi import GenAPIError
     from ingestion.models import Document
-    from ingestion.services import documents_ingest
+    from ingestion.services.pipeline import documents_ingest
 
     pending = list(
         Document.objects.filter(collection_id=collection_id, status=Document.Status.QUEUED)
@@ -273,7 +274,8 @@ def beir_ingest(
     from django.db import transaction
 
     from ingestion.models import Chunk, Collection, Document
-    from ingestion.services import collection_create, documents_bulk_create
+    from ingestion.services.collections import collection_create
+    from ingestion.services.documents import documents_bulk_create
 
     collection = Collection.objects.filter(slug=slug).first()
     if collection is None:

@@ -56,7 +56,7 @@ def embedding_space_active() -> EmbeddingSpace | None:
 
 def query_embed(query: str, space: EmbeddingSpace) -> list[float]:
     """The query's vector in `space` (same model, same dimensions as the stored chunks)."""
-    # Same request as ingestion made for the stored vectors (ingestion.services._embed).
+    # Same request as ingestion made for the stored vectors (ingestion.services.embedding.texts_embed).
     dimensions = space.dimensions if getattr(space, "send_dimensions", False) else None
     result = get_client().embeddings_create(space.model, input=[query], dimensions=dimensions)
     vector = result.vectors[0]

@@ -71,7 +71,8 @@ class KnowledgeBase:
 
 
 def _ingest(collection: Collection, title: str, text: str, user: User) -> Document:
-    from ingestion.services import document_create, document_ingest
+    from ingestion.services.documents import document_create
+    from ingestion.services.pipeline import document_ingest
 
     document, _created = document_create(collection=collection, title=title, text=text, created_by=user)
     status = document_ingest(document.pk)

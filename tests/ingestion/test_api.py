@@ -136,12 +136,13 @@ def test_bulk_create_queues_documents(client_for, staff, collections, django_cap
 
 
 def test_list_filter_detail_chunks_delete_reingest(client_for, staff, reader, collections, genapi):
-    from ingestion import services
+    from ingestion.services.documents import document_create
+    from ingestion.services.pipeline import documents_ingest
 
     public, private = collections
-    visible, _ = services.document_create(collection=public, title="Visible", text="Visible text. " * 300)
-    hidden, _ = services.document_create(collection=private, title="Hidden", text="Hidden text.")
-    services.documents_ingest([visible.pk, hidden.pk])
+    visible, _ = document_create(collection=public, title="Visible", text="Visible text. " * 300)
+    hidden, _ = document_create(collection=private, title="Hidden", text="Hidden text.")
+    documents_ingest([visible.pk, hidden.pk])
     client = client_for(reader)
     listing = client.get("/api/documents?limit=1")
     assert listing.status_code == 200 and listing.json()["count"] == 1
@@ -177,13 +178,14 @@ def test_schema_documents_every_view(client_for, staff):
 
 
 def test_put_replaces_content_and_reuses_unchanged_vectors(client_for, staff, reader, collections, genapi):
-    from ingestion import services
     from ingestion.models import Chunk
+    from ingestion.services.documents import document_create
+    from ingestion.services.pipeline import documents_ingest
 
     public, _ = collections
     first = "\n\n".join(f"Paragraph {i} about topic {i}. " * 40 for i in range(6))
-    document, _ = services.document_create(collection=public, title="Handbook", text=first)
-    services.documents_ingest([document.pk])
+    document, _ = document_create(collection=public, title="Handbook", text=first)
+    documents_ingest([document.pk])
     before = set(Chunk.objects.filter(document=document).values_list("content_sha256", flat=True))
     genapi.reset_stats()
 
@@ -195,7 +197,7 @@ def test_put_replaces_content_and_reuses_unchanged_vectors(client_for, staff, re
     )
     assert response.status_code == 202, response.json()
     assert response.json()["status"] == "queued" and response.json()["id"] == document.pk
-    services.documents_ingest([document.pk])
+    documents_ingest([document.pk])
     document.refresh_from_db()
     assert document.status == "ready" and document.text == changed and document.metadata == {"v": 2}
     after = set(Chunk.objects.filter(document=document).values_list("content_sha256", flat=True))

@@ -5,8 +5,21 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from ingestion import services
 from ingestion.models import Chunk, ChunkEmbedding, Document, EmbeddingSpace
+from ingestion.services.documents import document_create, document_delete, document_reingest
+from ingestion.services.errors import EmbeddingSpaceError
+from ingestion.services.pipeline import (
+    MAX_INGEST_ATTEMPTS,
+    document_ingest,
+    documents_ingest,
+    documents_sweep_stale,
+)
+from ingestion.services.spaces import (
+    embedding_space_activate,
+    embedding_space_create,
+    embedding_space_get_or_create_active,
+    embedding_space_probe,
+)
 from tests.ingestion.conftest import embedding_calls
 from tests.ingestion.files import HTML_PAGE, make_docx, make_encrypted_pdf, make_pdf, make_wav
 
@@ -29,9 +42,9 @@ def chunk_rows(document):
 
 
 def test_text_document_is_chunked_and_embedded(genapi, collection):
-    document, created = services.document_create(collection=collection, title="Plant", text=SECTIONS)
+    document, created = document_create(collection=collection, title="Plant", text=SECTIONS)
     assert created and document.status == Document.Status.QUEUED
-    assert services.document_ingest(document.pk) == Document.Status.READY
+    assert document_ingest(document.pk) == Document.Status.READY
     document.refresh_from_db()
     assert document.status == "ready" and document.error == ""
     chunks = list(document.chunks.order_by("ordinal"))
@@ -63,10 +76,9 @@ def test_files_of_every_type_ingest_with_pages_and_headings(genapi, collection, 
         "notes.md": b"# Notes\n\nPlain markdown notes.",
     }
     ids = [
-        services.document_create(collection=collection, file=data, filename=name)[0].pk
-        for name, data in files.items()
+        document_create(collection=collection, file=data, filename=name)[0].pk for name, data in files.items()
     ]
-    statuses = services.documents_ingest(ids)
+    statuses = documents_ingest(ids)
     assert set(statuses.values()) == {"ready"}, Document.objects.values_list("title", "error")
     pdf = Document.objects.get(title="manual.pdf")
     assert pdf.mime_type == "application/pdf"
@@ -81,29 +93,25 @@ def test_files_of_every_type_ingest_with_pages_and_headings(genapi, collection, 
 
 
 def test_duplicate_content_returns_the_existing_document_without_embedding(genapi, collection):
-    first, _ = services.document_create(collection=collection, title="A", text=SECTIONS)
-    services.document_ingest(first.pk)
+    first, _ = document_create(collection=collection, title="A", text=SECTIONS)
+    document_ingest(first.pk)
     genapi.reset_stats()
-    again, created = services.document_create(collection=collection, title="B", text=SECTIONS)
+    again, created = document_create(collection=collection, title="B", text=SECTIONS)
     assert not created and again.pk == first.pk
-    assert services.document_ingest(again.pk) is None
+    assert document_ingest(again.pk) is None
     assert embedding_calls(genapi) == 0
 
 
 def test_update_by_source_url_reuses_unchanged_vectors(genapi, collection):
     url = "https://intranet.example/plant"
-    document, _ = services.document_create(
-        collection=collection, title="Plant", text=SECTIONS, source_url=url
-    )
-    services.document_ingest(document.pk)
+    document, _ = document_create(collection=collection, title="Plant", text=SECTIONS, source_url=url)
+    document_ingest(document.pk)
     before = {row[2]: row[0] for row in chunk_rows(document)}
     genapi.reset_stats()
     changed = SECTIONS.replace("Pipes carry water.", "Pipes carry water and sometimes gas.")
-    updated, created = services.document_create(
-        collection=collection, title="Plant", text=changed, source_url=url
-    )
+    updated, created = document_create(collection=collection, title="Plant", text=changed, source_url=url)
     assert not created and updated.pk == document.pk and updated.status == "queued"
-    assert services.document_ingest(document.pk) == "ready"
+    assert document_ingest(document.pk) == "ready"
     stats = genapi.stats()
     assert embedding_calls(genapi) == 1, stats  # only the changed chunk went to the provider
     rows = chunk_rows(document)
@@ -112,19 +120,19 @@ def test_update_by_source_url_reuses_unchanged_vectors(genapi, collection):
     assert Document.objects.count() == 1
     # Re-ingesting unchanged content costs no provider call at all.
     genapi.reset_stats()
-    services.document_reingest(document)
-    assert services.document_ingest(document.pk) == "ready"
+    document_reingest(document)
+    assert document_ingest(document.pk) == "ready"
     assert embedding_calls(genapi) == 0
 
 
 def test_running_ingestion_twice_leaves_the_same_rows(genapi, collection):
-    document, _ = services.document_create(collection=collection, title="Plant", text=SECTIONS)
-    services.document_ingest(document.pk)
+    document, _ = document_create(collection=collection, title="Plant", text=SECTIONS)
+    document_ingest(document.pk)
     rows = chunk_rows(document)
     vectors = sorted(ChunkEmbedding.objects.values_list("chunk_id", "space_id"))
-    assert services.document_ingest(document.pk) is None  # a redelivered message: nothing to do
-    services.document_reingest(document)
-    services.document_ingest(document.pk)
+    assert document_ingest(document.pk) is None  # a redelivered message: nothing to do
+    document_reingest(document)
+    document_ingest(document.pk)
     assert chunk_rows(document) == rows
     assert sorted(ChunkEmbedding.objects.values_list("chunk_id", "space_id")) == vectors
 
@@ -140,10 +148,10 @@ def test_bad_files_fail_with_reasons_while_the_rest_succeed(genapi, collection):
         "empty.txt": b"",
     }
     created = {
-        name: services.document_create(collection=collection, file=data, filename=name)[0]
+        name: document_create(collection=collection, file=data, filename=name)[0]
         for name, data in inputs.items()
     }
-    services.documents_ingest([d.pk for d in created.values()])
+    documents_ingest([d.pk for d in created.values()])
     result = {d.title: (d.status, d.error) for d in Document.objects.all()}
     assert result["good.txt"][0] == result["good.pdf"][0] == "ready"
     assert result["corrupt.pdf"][0] == "failed" and "corrupt" in result["corrupt.pdf"][1]
@@ -157,38 +165,38 @@ def test_bad_files_fail_with_reasons_while_the_rest_succeed(genapi, collection):
 
 def test_file_over_the_size_limit_fails(genapi, collection, settings):
     settings.RAG_MAX_UPLOAD_BYTES = 100
-    document, _ = services.document_create(collection=collection, file=b"x " * 100, filename="big.txt")
+    document, _ = document_create(collection=collection, file=b"x " * 100, filename="big.txt")
     assert document.status == "failed" and "limit" in document.error
 
 
 def test_permanent_provider_error_fails_and_transient_requeues(genapi, collection):
     from genapi import GenAPIError
 
-    services.embedding_space_get_or_create_active()
-    document, _ = services.document_create(collection=collection, title="P", text="Some text to embed.")
+    embedding_space_get_or_create_active()
+    document, _ = document_create(collection=collection, title="P", text="Some text to embed.")
     genapi.set_knobs(fail_next={"count": 20, "status": 503, "endpoint": "embeddings"})
     with pytest.raises(GenAPIError) as info:
-        services.document_ingest(document.pk)
+        document_ingest(document.pk)
     assert info.value.retryable
     document.refresh_from_db()
     assert document.status == "queued" and "retry" in document.error
     genapi.set_knobs(fail_next={"count": 1, "status": 400, "endpoint": "embeddings"})
-    assert services.document_ingest(document.pk) == "failed"
+    assert document_ingest(document.pk) == "failed"
     document.refresh_from_db()
     assert document.status == "failed" and "refused" in document.error
 
 
 def test_large_models_are_refused_or_asked_for_fewer_dimensions(genapi, settings):
     settings.GENAPI_EMBEDDING_DIMENSIONS = None
-    with pytest.raises(services.EmbeddingSpaceError, match="4096 dimensions.*GENAPI_EMBEDDING_DIMENSIONS"):
-        services.embedding_space_probe("qwen3-embedding-8b")
+    with pytest.raises(EmbeddingSpaceError, match="4096 dimensions.*GENAPI_EMBEDDING_DIMENSIONS"):
+        embedding_space_probe("qwen3-embedding-8b")
     settings.GENAPI_EMBEDDING_DIMENSIONS = 2048
-    assert services.embedding_space_probe("qwen3-embedding-8b") == (2048, True)
+    assert embedding_space_probe("qwen3-embedding-8b") == (2048, True)
 
 
 @pytest.mark.parametrize("model,dims", [("multilingual-e5-large", 1024), ("bge-multilingual-gemma2", 3584)])
 def test_spaces_of_other_sizes_get_their_index(genapi, collection, model, dims):
-    space = services.embedding_space_create(model)
+    space = embedding_space_create(model)
     assert space.dimensions == dims and not space.is_active
     with connection.cursor() as cursor:
         cursor.execute(
@@ -199,15 +207,15 @@ def test_spaces_of_other_sizes_get_their_index(genapi, collection, model, dims):
 
 
 def test_reembedding_switches_spaces(genapi, collection):
-    document, _ = services.document_create(collection=collection, title="Plant", text=SECTIONS)
-    services.document_ingest(document.pk)
+    document, _ = document_create(collection=collection, title="Plant", text=SECTIONS)
+    document_ingest(document.pk)
     old = EmbeddingSpace.objects.get(is_active=True)
-    new = services.embedding_space_create("multilingual-e5-large")
+    new = embedding_space_create("multilingual-e5-large")
     # A document ingested while the new space builds gets vectors in both.
-    other, _ = services.document_create(collection=collection, title="Other", text="Boilers need service.")
-    services.document_ingest(other.pk)
+    other, _ = document_create(collection=collection, title="Other", text="Boilers need service.")
+    document_ingest(other.pk)
     assert ChunkEmbedding.objects.filter(space=new).count() == 1
-    services.embedding_space_activate(new)
+    embedding_space_activate(new)
     new.refresh_from_db()
     old.refresh_from_db()
     assert new.is_active and new.status == "ready"
@@ -227,29 +235,29 @@ def test_sweeper_requeues_then_fails_stale_documents(
 ):
     from django.utils import timezone
 
-    document, _ = services.document_create(collection=collection, title="P", text="Stuck text.")
+    document, _ = document_create(collection=collection, title="P", text="Stuck text.")
     long_ago = timezone.now() - timezone.timedelta(hours=2)
     Document.objects.filter(pk=document.pk).update(
         status="processing", processing_started_at=long_ago, attempts=1
     )
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.documents_sweep_stale()["requeued"] == 1
+        assert documents_sweep_stale()["requeued"] == 1
     assert len(callbacks) == 1
     document.refresh_from_db()
     assert document.status == "queued"
     Document.objects.filter(pk=document.pk).update(
-        status="processing", processing_started_at=long_ago, attempts=services.MAX_INGEST_ATTEMPTS
+        status="processing", processing_started_at=long_ago, attempts=MAX_INGEST_ATTEMPTS
     )
-    assert services.documents_sweep_stale()["failed"] == 1
+    assert documents_sweep_stale()["failed"] == 1
     document.refresh_from_db()
     assert document.status == "failed" and "giving up" in document.error
 
 
 def test_delete_removes_chunks_and_vectors(genapi, collection):
-    document, _ = services.document_create(collection=collection, file=b"Some file text.", filename="a.txt")
-    services.document_ingest(document.pk)
+    document, _ = document_create(collection=collection, file=b"Some file text.", filename="a.txt")
+    document_ingest(document.pk)
     path = document.file.path
     with __import__("django.test", fromlist=["x"]).TestCase.captureOnCommitCallbacks(execute=True):
-        services.document_delete(document)
+        document_delete(document)
     assert not Chunk.objects.exists() and not ChunkEmbedding.objects.exists()
     assert not __import__("os").path.exists(path)

@@ -9,8 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from ingestion import services
 from ingestion.models import Collection, Document, EmbeddingSpace
+from ingestion.services.documents import document_create, documents_bulk_create
+from ingestion.services.pipeline import documents_sweep_stale
+from ingestion.services.spaces import embedding_space_get_or_create_active, embedding_space_retire
 from tests.conftest import start_worker, wait_for
 from tests.ingestion.files import HTML_PAGE, make_docx, make_pdf, make_wav
 
@@ -39,10 +41,10 @@ def vector_query(space: EmbeddingSpace, vector: list[float], k: int = 3) -> list
 
 def test_bulk_ingestion_survives_a_provider_answering_503(celery_worker_process, genapi):
     collection = Collection.objects.create(name="Bulk", slug="bulk")
-    services.embedding_space_get_or_create_active()
+    embedding_space_get_or_create_active()
     # More failures than the client's own retries: the task has to back off and try again.
     genapi.set_knobs(fail_next={"count": 7, "status": 503, "endpoint": "embeddings"})
-    docs = services.documents_bulk_create(
+    docs = documents_bulk_create(
         collection=collection,
         documents=[
             {"title": f"Doc {i}", "text": f"Passage {i} about boilers and valves."} for i in range(120)
@@ -56,11 +58,11 @@ def test_bulk_ingestion_survives_a_provider_answering_503(celery_worker_process,
 
 def test_a_killed_worker_is_recovered_by_the_sweeper(tmp_path, transactional_db, genapi, settings):
     collection = Collection.objects.create(name="Kill", slug="kill")
-    services.embedding_space_get_or_create_active()
+    embedding_space_get_or_create_active()
     genapi.set_knobs(latency_ms=4000)
     worker = start_worker(tmp_path)
     try:
-        document, _ = services.document_create(collection=collection, title="Slow", text="Slow passage.")
+        document, _ = document_create(collection=collection, title="Slow", text="Slow passage.")
         wait_for(
             lambda: Document.objects.get(pk=document.pk).status == "processing",
             timeout=60,
@@ -73,7 +75,7 @@ def test_a_killed_worker_is_recovered_by_the_sweeper(tmp_path, transactional_db,
     genapi.set_knobs(latency_ms=0)
     assert Document.objects.get(pk=document.pk).status == "processing"
     settings.RAG_STALE_PROCESSING_SECONDS = 0
-    assert services.documents_sweep_stale()["requeued"] == 1
+    assert documents_sweep_stale()["requeued"] == 1
     worker = start_worker(tmp_path)
     try:
         wait_for(
@@ -91,7 +93,7 @@ def test_reembedding_switches_spaces_while_queries_keep_answering(celery_worker_
     from genapi import get_client
 
     collection = Collection.objects.create(name="Re", slug="re")
-    docs = services.documents_bulk_create(
+    docs = documents_bulk_create(
         collection=collection,
         documents=[{"title": f"D{i}", "text": f"Text {i} on pumps."} for i in range(30)],
     )
@@ -114,7 +116,7 @@ def test_reembedding_switches_spaces_while_queries_keep_answering(celery_worker_
     assert old.status == "retired" and not old.is_active
     assert new.embeddings.count() == 30 and answered >= 1
     # The old vectors outlive the switch by a grace period (queued task); dropping them is the same service.
-    services.embedding_space_retire(old)
+    embedding_space_retire(old)
     assert not old.embeddings.exists()
 
 

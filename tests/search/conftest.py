@@ -8,11 +8,8 @@ import itertools
 from dataclasses import dataclass
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db import connection
-from django.utils import timezone
 
 from accounts.keys import key_generate
 from accounts.models import ApiKey
@@ -21,34 +18,10 @@ from ingestion.models import Chunk, ChunkEmbedding, Collection, Document, Embedd
 _counter = itertools.count(1)
 
 
-def _index_create(space: EmbeddingSpace) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS ingestion_chunkembedding_space_{space.pk}_hnsw "
-            f"ON ingestion_chunkembedding USING hnsw ((embedding::halfvec({space.dimensions})) "
-            f"halfvec_cosine_ops) WHERE space_id = {space.pk}"
-        )
-
-
 def active_space_make() -> EmbeddingSpace:
-    try:
-        from ingestion.services import embedding_space_get_or_create_active
-    except ImportError:
-        embedding_space_get_or_create_active = None
-    if embedding_space_get_or_create_active is not None:
-        return embedding_space_get_or_create_active()
-    space = EmbeddingSpace.objects.filter(is_active=True).first()
-    if space is None:
-        space = EmbeddingSpace.objects.create(
-            provider_base_url=settings.GENAPI_BASE_URL or "local",
-            model=settings.GENAPI_EMBEDDING_MODEL,
-            dimensions=384,
-            is_active=True,
-            status=EmbeddingSpace.Status.READY,
-            activated_at=timezone.now(),
-        )
-    _index_create(space)
-    return space
+    from ingestion.services.spaces import embedding_space_get_or_create_active
+
+    return embedding_space_get_or_create_active()
 
 
 @pytest.fixture(autouse=True)

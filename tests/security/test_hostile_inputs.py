@@ -53,7 +53,7 @@ def _named(name: str, data: bytes):
 
 
 def ingest(document_id: int) -> Document:
-    from ingestion.services import documents_ingest
+    from ingestion.services.pipeline import documents_ingest
 
     documents_ingest([document_id])
     return Document.objects.get(pk=document_id)

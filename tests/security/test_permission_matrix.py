@@ -72,7 +72,8 @@ class Caller:
 
 
 def ingest_world(genapi) -> World:
-    from ingestion.services import document_create, documents_ingest
+    from ingestion.services.documents import document_create
+    from ingestion.services.pipeline import documents_ingest
 
     hr, finance = Group.objects.create(name="hr"), Group.objects.create(name="finance")
     lawyer = user_make("lawyer")

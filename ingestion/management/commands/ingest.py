@@ -9,8 +9,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ingestion import services
 from ingestion.models import Collection, Document
+from ingestion.services.collections import collection_create
+from ingestion.services.documents import document_create
 
 
 def _walk(paths: list[str]) -> list[Path]:
@@ -47,7 +48,7 @@ class Command(BaseCommand):
         if target is None:
             if not create_collection:
                 raise CommandError(f"No collection '{collection}' (use --create-collection to create it).")
-            target = services.collection_create(name=collection, slug=collection)
+            target = collection_create(name=collection, slug=collection)
         files = _walk(paths)
         if not files:
             raise CommandError("No files found.")
@@ -62,7 +63,7 @@ class Command(BaseCommand):
         )
         for path in progress:
             with path.open("rb") as handle:
-                document, created = services.document_create(
+                document, created = document_create(
                     collection=target, file=handle, filename=path.name, title=path.name
                 )
             ids.append(document.pk)

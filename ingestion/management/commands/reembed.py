@@ -6,8 +6,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ingestion import services
 from ingestion.models import Chunk, EmbeddingSpace
+from ingestion.services.errors import IngestionError
+from ingestion.services.spaces import embedding_space_build
 
 
 class Command(BaseCommand):
@@ -21,8 +22,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, model, dimensions, wait, timeout, **options):
         try:
-            space = services.embedding_space_build(model, dimensions)
-        except services.IngestionError as exc:
+            space = embedding_space_build(model, dimensions)
+        except IngestionError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             f"Building embedding space {space.pk}: {space.model}, {space.dimensions} dimensions."

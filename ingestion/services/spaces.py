@@ -1,0 +1,226 @@
+"""Embedding spaces: one per embedding model, each with its own partial HNSW index.
+
+The active space is what search and ingestion use; changing model builds a new space in the background
+(`embedding_space_build`), fills it, switches the active space atomically (`embedding_space_activate`) and
+then drops the old space's vectors and index (`embedding_space_retire`).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from genapi import GenAPIError, get_client
+from ingestion.chunking import ChunkSpec
+from ingestion.models import MAX_INDEXED_DIMENSIONS, Chunk, ChunkEmbedding, EmbeddingSpace
+from ingestion.services.embedding import EMBED_BATCH_SIZE, texts_embed
+from ingestion.services.errors import EmbeddingSpaceError
+
+_SPACE_LOCK_KEY = 0x43495441  # pg advisory lock: one process creates the active space
+
+
+def _index_name(space_id: int) -> str:
+    return f"ingestion_chunkembedding_space_{int(space_id)}_hnsw"
+
+
+def embedding_space_index_create(space: EmbeddingSpace) -> None:
+    """The space's partial HNSW index; search must use the same cast and `space_id` predicate.
+
+    (`CREATE INDEX CONCURRENTLY` cannot run in a transaction; a new space has no rows, so a plain one is
+    instant.)
+    """
+    with connection.cursor() as cursor:
+        # DDL refuses to run while deferred foreign-key checks are pending in the same transaction.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {_index_name(space.pk)} ON ingestion_chunkembedding "
+            f"USING hnsw ((embedding::halfvec({int(space.dimensions)})) halfvec_cosine_ops) "
+            f"WHERE space_id = {int(space.pk)}"
+        )
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def embedding_space_index_drop(space: EmbeddingSpace) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"DROP INDEX IF EXISTS {_index_name(space.pk)}")
+
+
+def embedding_space_probe(model: str, dimensions: int | None = None) -> tuple[int, bool]:
+    """`(dimensions, send_dimensions)` for a model, from one embeddings call.
+
+    Above pgvector's 4,000 indexable dimensions the model is asked for `dimensions` (the argument, else
+    settings.GENAPI_EMBEDDING_DIMENSIONS) or refused with a message saying what to do.
+    """
+    client = get_client()
+    try:
+        if dimensions:
+            vectors = client.embeddings_create(model, ["dimension probe"], dimensions=dimensions).vectors
+            if len(vectors[0]) != dimensions:
+                raise EmbeddingSpaceError(
+                    f"The model {model} returned {len(vectors[0])} dimensions when asked for {dimensions}."
+                )
+            if dimensions > MAX_INDEXED_DIMENSIONS:
+                raise EmbeddingSpaceError(
+                    f"{dimensions} dimensions is more than pgvector can index ({MAX_INDEXED_DIMENSIONS})."
+                )
+            return dimensions, True
+        native = len(client.embeddings_create(model, ["dimension probe"]).vectors[0])
+    except GenAPIError as exc:
+        if exc.retryable:
+            raise
+        raise EmbeddingSpaceError(f"The embedding model {model} cannot be used: {exc}") from exc
+    if native <= MAX_INDEXED_DIMENSIONS:
+        return native, False
+    wanted = settings.GENAPI_EMBEDDING_DIMENSIONS
+    if wanted and wanted <= MAX_INDEXED_DIMENSIONS:
+        return embedding_space_probe(model, wanted)
+    raise EmbeddingSpaceError(
+        f"The embedding model {model} returns {native} dimensions; pgvector indexes at most "
+        f"{MAX_INDEXED_DIMENSIONS}. Set GENAPI_EMBEDDING_DIMENSIONS (e.g. 2048) if the model supports "
+        "shorter vectors, or choose another embedding model."
+    )
+
+
+def _provider_base_url() -> str:
+    return get_client().config.base_url
+
+
+def embedding_space_get_or_create_active() -> EmbeddingSpace:
+    """The space search and ingestion use; created from settings (one probe call) on first use.
+
+    Changing GENAPI_EMBEDDING_MODEL later does not switch spaces by itself: that is `reembed`'s job.
+    """
+    space = EmbeddingSpace.objects.filter(is_active=True).first()
+    if space is not None:
+        return space
+    dimensions, send = embedding_space_probe(settings.GENAPI_EMBEDDING_MODEL)
+    if (
+        not send
+        and settings.GENAPI_EMBEDDING_DIMENSIONS
+        and settings.GENAPI_EMBEDDING_DIMENSIONS != dimensions
+    ):
+        dimensions, send = embedding_space_probe(
+            settings.GENAPI_EMBEDDING_MODEL, settings.GENAPI_EMBEDDING_DIMENSIONS
+        )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SPACE_LOCK_KEY])
+        space = EmbeddingSpace.objects.filter(is_active=True).first()
+        if space is not None:
+            return space
+        space = EmbeddingSpace.objects.create(
+            provider_base_url=_provider_base_url(),
+            model=settings.GENAPI_EMBEDDING_MODEL,
+            dimensions=dimensions,
+            send_dimensions=send,
+            is_active=True,
+            status=EmbeddingSpace.Status.READY,
+            activated_at=timezone.now(),
+        )
+        embedding_space_index_create(space)
+    return space
+
+
+def embedding_space_create(model: str, dimensions: int | None = None) -> EmbeddingSpace:
+    """A new, inactive space being built (its index created now, while it is empty)."""
+    embedding_space_get_or_create_active()
+    size, send = embedding_space_probe(model, dimensions)
+    with transaction.atomic():
+        space = EmbeddingSpace.objects.create(
+            provider_base_url=_provider_base_url(),
+            model=model,
+            dimensions=size,
+            send_dimensions=send,
+            is_active=False,
+            status=EmbeddingSpace.Status.BUILDING,
+        )
+        embedding_space_index_create(space)
+    return space
+
+
+def embedding_space_build(model: str, dimensions: int | None = None) -> EmbeddingSpace:
+    """Start re-embedding every chunk with another model: create the space and queue its build.
+
+    Search keeps using the active space until the build completes and switches atomically.
+    """
+    from ingestion.tasks import embedding_space_build_task
+
+    space = embedding_space_create(model, dimensions)
+    transaction.on_commit(lambda: embedding_space_build_task.delay(space.pk))
+    return space
+
+
+def embedding_space_fill(space: EmbeddingSpace, batch_size: int = EMBED_BATCH_SIZE) -> int:
+    """Embed every chunk that has no vector in `space`; returns how many were added."""
+    added = 0
+    while True:
+        chunks = list(
+            Chunk.objects.exclude(embeddings__space=space)
+            .select_related("document")
+            .order_by("pk")[:batch_size]
+        )
+        if not chunks:
+            return added
+        inputs = [
+            ChunkSpec(0, c.text, c.char_start, c.char_end, 0, c.heading_path, c.page).embedding_input(
+                c.document.title
+            )
+            for c in chunks
+        ]
+        vectors = texts_embed(space, inputs)
+        ChunkEmbedding.objects.bulk_create(
+            [ChunkEmbedding(chunk=c, space=space, embedding=v) for c, v in zip(chunks, vectors, strict=True)],
+            ignore_conflicts=True,
+        )
+        added += len(chunks)
+
+
+# Queries that read the old active space just before the switch still find its vectors for this long.
+RETIRE_GRACE_SECONDS = 30
+
+
+def embedding_space_activate(space: EmbeddingSpace, *, retire_after: float = 0) -> EmbeddingSpace:
+    """Switch search to `space` atomically, then drop the previous space's vectors and index.
+
+    With `retire_after`, the drop is queued that many seconds later so searches already running against the
+    old space finish with its vectors.
+    """
+    embedding_space_fill(space)
+    with transaction.atomic():
+        spaces = {s.pk: s for s in EmbeddingSpace.objects.select_for_update().all()}
+        space = spaces[space.pk]
+        previous = [s for s in spaces.values() if s.is_active and s.pk != space.pk]
+        for old in previous:
+            old.is_active, old.status = False, EmbeddingSpace.Status.RETIRED
+            old.save(update_fields=["is_active", "status"])
+        space.is_active, space.status, space.activated_at = True, EmbeddingSpace.Status.READY, timezone.now()
+        space.save(update_fields=["is_active", "status", "activated_at"])
+    # Chunks written by ingestion that read the spaces just before the build started.
+    embedding_space_fill(space)
+    for old in previous:
+        if retire_after:
+            from ingestion.tasks import embedding_space_retire_task
+
+            embedding_space_retire_task.apply_async((old.pk,), countdown=retire_after)
+        else:
+            embedding_space_retire(old)
+    return space
+
+
+def embedding_space_retire(space: EmbeddingSpace) -> None:
+    """Drop a non-active space's vectors and index (the row stays, as history)."""
+    if space.is_active:
+        raise EmbeddingSpaceError("The active embedding space cannot be retired.")
+    with transaction.atomic():
+        ChunkEmbedding.objects.filter(space=space)._raw_delete(connection.alias)
+        embedding_space_index_drop(space)
+        EmbeddingSpace.objects.filter(pk=space.pk).update(status=EmbeddingSpace.Status.RETIRED)
+
+
+def embedding_spaces_target() -> list[EmbeddingSpace]:
+    """Spaces new chunks are embedded into: the active one, plus any being built (so it misses nothing)."""
+    active = embedding_space_get_or_create_active()
+    building = list(EmbeddingSpace.objects.filter(status=EmbeddingSpace.Status.BUILDING, is_active=False))
+    return [active, *building]
