@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.authentication import api_key_authenticate
 from accounts.models import ApiKey
 from accounts.services import api_key_revoke
-from tests.accounts.factories import bearer, collection_make, key_make, user_make
+from tests.factories import ApiKeyFactory, CollectionFactory, UserFactory, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +27,9 @@ def assert_401(response):
 
 
 def test_valid_key_acts_as_its_user(client):
-    alice = user_make("alice")
-    api_key, raw = key_make(alice, scopes=["search"])
+    alice = UserFactory(username="alice")
+    api_key = ApiKeyFactory(user=alice, scopes=["search"])
+    raw = api_key.raw_key
     response = client.get("/api/me", **bearer(raw))
     assert response.status_code == 200, response.content
     assert response.json()["username"] == "alice"
@@ -39,12 +40,13 @@ def test_valid_key_acts_as_its_user(client):
 
 
 def test_keyword_is_case_insensitive(client):
-    _key, raw = key_make(user_make())
+    raw = ApiKeyFactory().raw_key
     assert client.get("/api/me", HTTP_AUTHORIZATION=f"bearer {raw}").status_code == 200
 
 
 def test_wrong_secret(client):
-    api_key, raw = key_make(user_make())
+    api_key = ApiKeyFactory()
+    raw = api_key.raw_key
     wrong = f"cit_{api_key.prefix}_{'x' * 43}"
     assert wrong != raw
     assert_401(client.get("/api/me", **bearer(wrong)))
@@ -64,25 +66,27 @@ def test_empty_bearer(client):
 
 
 def test_revoked(client):
-    api_key, raw = key_make(user_make())
+    api_key = ApiKeyFactory()
+    raw = api_key.raw_key
     api_key_revoke(api_key=api_key)
     assert_401(client.get("/api/me", **bearer(raw)))
 
 
 def test_expired(client):
-    api_key, raw = key_make(user_make())
+    api_key = ApiKeyFactory()
+    raw = api_key.raw_key
     ApiKey.objects.filter(pk=api_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert_401(client.get("/api/me", **bearer(raw)))
 
 
 def test_not_yet_expired(client):
-    _key, raw = key_make(user_make(), expires_at=timezone.now() + timedelta(days=1))
+    raw = ApiKeyFactory(expires_at=timezone.now() + timedelta(days=1)).raw_key
     assert client.get("/api/me", **bearer(raw)).status_code == 200
 
 
 def test_inactive_user(client):
-    user = user_make()
-    _key, raw = key_make(user)
+    user = UserFactory()
+    raw = ApiKeyFactory(user=user).raw_key
     user.is_active = False
     user.save()
     assert_401(client.get("/api/me", **bearer(raw)))
@@ -95,14 +99,14 @@ def test_no_credentials_is_401_not_403(client):
 
 
 def test_a_bad_key_does_not_fall_back_to_the_session(client):
-    user = user_make()
+    user = UserFactory()
     client.force_login(user)
     assert client.get("/api/me").status_code == 200
     assert_401(client.get("/api/me", **bearer("cit_0123456789ab_wrong")))
 
 
 def test_only_the_hash_is_stored():
-    _key, raw = key_make(user_make())
+    raw = ApiKeyFactory().raw_key
     row = ApiKey.objects.get()
     assert raw not in str(list(ApiKey.objects.values().get().values()))
     assert row.key_hash != raw and len(row.key_hash) == 64
@@ -111,7 +115,8 @@ def test_only_the_hash_is_stored():
 @pytest.mark.parametrize("case", ["unknown_prefix", "wrong_secret", "malformed", "valid"])
 def test_constant_time_compare_on_every_path(case):
     """Every lookup, including an unknown prefix, ends in one hmac.compare_digest call."""
-    api_key, raw = key_make(user_make())
+    api_key = ApiKeyFactory()
+    raw = api_key.raw_key
     candidate = {
         "unknown_prefix": "cit_0123456789ab_" + "z" * 43,
         "wrong_secret": f"cit_{api_key.prefix}_" + "z" * 43,
@@ -125,8 +130,8 @@ def test_constant_time_compare_on_every_path(case):
 
 
 def test_me_lists_readable_collections_for_a_narrowed_key(client):
-    user = user_make()
-    public = collection_make("public", is_public=True)
-    collection_make("other", is_public=True)
-    _key, raw = key_make(user, collections=[public])
+    user = UserFactory()
+    public = CollectionFactory(slug="public", is_public=True)
+    CollectionFactory(slug="other", is_public=True)
+    raw = ApiKeyFactory(user=user, collections=[public]).raw_key
     assert [c["slug"] for c in client.get("/api/me", **bearer(raw)).json()["collections"]] == ["public"]

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from accounts.authentication import api_key_authenticate
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
-from tests.accounts.factories import bearer, collection_make, user_make
+from tests.factories import ApiKeyFactory, CollectionFactory, UserFactory, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ KEY_RE = re.compile(r"^cit_[0-9a-f]{12}_[A-Za-z0-9_\-]{40,}$")
 
 
 def test_service_create_and_revoke():
-    user = user_make()
+    user = UserFactory()
     api_key, raw = api_key_create(user=user, name="bot", scopes=["search", "search", "ask"])
     assert KEY_RE.match(raw)
     assert api_key.scopes == ["search", "ask"]
@@ -31,9 +31,9 @@ def test_service_create_and_revoke():
 
 
 def test_command_prints_the_key_once_on_its_last_line(client):
-    user = user_make("svc")
-    collection_make("public", is_public=True)
-    collection_make("hr", users=[user])
+    user = UserFactory(username="svc")
+    CollectionFactory(slug="public", is_public=True)
+    CollectionFactory(slug="hr", reader_users=[user])
     out = StringIO()
     call_command(
         "create_api_key",
@@ -60,7 +60,7 @@ def test_command_prints_the_key_once_on_its_last_line(client):
 
 
 def test_command_defaults_and_expiry():
-    user_make("svc")
+    UserFactory(username="svc")
     out = StringIO()
     call_command("create_api_key", "svc", "--name", "all", "--expires-days", "30", stdout=out)
     api_key = ApiKey.objects.get()
@@ -79,16 +79,16 @@ def test_command_defaults_and_expiry():
     ],
 )
 def test_command_errors(argv):
-    user_make("svc")
+    UserFactory(username="svc")
     with pytest.raises(CommandError):
         call_command("create_api_key", *argv, stdout=StringIO())
     assert ApiKey.objects.count() == 0
 
 
 def test_admin_create_shows_the_key_once_and_lists_and_revokes(client):
-    root = user_make("root", is_superuser=True, is_staff=True)
-    owner = user_make("owner")
-    hr = collection_make("hr", users=[owner])
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    owner = UserFactory(username="owner")
+    hr = CollectionFactory(slug="hr", reader_users=[owner])
     client.force_login(root)
     response = client.post(
         "/admin/accounts/apikey/add/",
@@ -121,10 +121,10 @@ def test_admin_create_shows_the_key_once_and_lists_and_revokes(client):
 def test_admin_staff_cannot_mint_keys_for_others(client):
     from django.contrib.auth.models import Permission
 
-    staff = user_make("staff", is_staff=True)
+    staff = UserFactory(username="staff", is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__endswith="_apikey"))
-    root = user_make("root", is_superuser=True, is_staff=True)
-    someone_elses, _ = api_key_create(user=root, name="root key")
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    someone_elses = ApiKeyFactory(user=root, name="root key")
     client.force_login(staff)
     response = client.post("/admin/accounts/apikey/add/", {"user": root.pk, "name": "escalate"})
     assert response.status_code == 200  # the form refuses the choice

@@ -7,7 +7,7 @@ from django.contrib.auth import authenticate
 from django.test import RequestFactory
 
 from accounts.forms import RateLimitedAuthenticationForm
-from tests.accounts.factories import user_make
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def form_for(username, password, ip="10.0.0.1"):
 
 
 def test_sixth_attempt_refused_even_with_the_right_password():
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     assert form_for("alice", PASSWORD).is_valid()
     for _ in range(5):
         form = form_for("alice", "wrong")
@@ -32,12 +32,12 @@ def test_sixth_attempt_refused_even_with_the_right_password():
     assert form.errors.as_data()["__all__"][0].code == "too_many_attempts"
     # Another address, or another username, is not blocked by alice's failures.
     assert form_for("alice", PASSWORD, ip="10.0.0.2").is_valid()
-    user_make("bob", password=PASSWORD)
+    UserFactory(username="bob", password=PASSWORD)
     assert form_for("bob", PASSWORD).is_valid()
 
 
 def test_success_resets_the_count():
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     for _ in range(4):
         assert not form_for("alice", "wrong").is_valid()
     from django.contrib.auth import login
@@ -55,7 +55,7 @@ def test_success_resets_the_count():
 
 
 def test_username_case_does_not_escape_the_limit():
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     for name in ("alice", "ALICE", "Alice", "aLiCe", "alicE"):
         assert not form_for(name, "wrong").is_valid()
     assert not form_for("alice", PASSWORD).is_valid()
@@ -63,7 +63,7 @@ def test_username_case_does_not_escape_the_limit():
 
 def test_backend_blocks_every_sign_in_path(settings):
     settings.AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     request = RequestFactory().post("/", REMOTE_ADDR="10.0.0.9")
     for _ in range(5):
         assert authenticate(request, username="alice", password="wrong") is None
@@ -71,7 +71,7 @@ def test_backend_blocks_every_sign_in_path(settings):
 
 
 def test_admin_login_is_limited(client):
-    user_make("root", password=PASSWORD, is_staff=True, is_superuser=True)
+    UserFactory(username="root", password=PASSWORD, is_staff=True, is_superuser=True)
     for _ in range(5):
         response = client.post("/admin/login/", {"username": "root", "password": "wrong"})
         assert response.status_code == 200
@@ -82,7 +82,7 @@ def test_admin_login_is_limited(client):
 
 
 def test_the_page_login_is_limited(client):
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     for _ in range(5):
         response = client.post("/login/", {"username": "alice", "password": "wrong"})
         assert response.status_code == 200

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from accounts.permissions import user_has_scope
-from tests.accounts.factories import bearer, key_make, user_make
+from tests.factories import ApiKeyFactory, UserFactory, bearer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.accounts.urls")]
 
@@ -39,21 +39,21 @@ def allowed(client, headers) -> set[str]:
     ],
 )
 def test_key_scopes(client, staff, scopes, expected):
-    _key, raw = key_make(user_make(is_staff=staff), scopes=scopes)
+    raw = ApiKeyFactory(user=UserFactory(is_staff=staff), scopes=scopes).raw_key
     assert allowed(client, bearer(raw)) == expected
 
 
 def test_search_only_key_cannot_ask_or_ingest(client):
-    _key, raw = key_make(user_make(is_staff=True), scopes=["search"])
+    raw = ApiKeyFactory(user=UserFactory(is_staff=True), scopes=["search"]).raw_key
     assert client.post("/scoped/ask", **bearer(raw)).status_code == 403
     assert client.post("/scoped/ingest", **bearer(raw)).status_code == 403
     assert client.post("/scoped/search", **bearer(raw)).status_code == 200
 
 
 def test_session_users(client):
-    client.force_login(user_make())
+    client.force_login(UserFactory())
     assert allowed(client, {}) == {"search", "ask"}
-    client.force_login(user_make(is_staff=True))
+    client.force_login(UserFactory(is_staff=True))
     assert allowed(client, {}) == set(SCOPES)
 
 
@@ -63,14 +63,14 @@ def test_anonymous_is_401(client):
 
 def test_admin_scope_refused_for_non_staff_users():
     with pytest.raises(ValidationError):
-        key_make(user_make(), scopes=["admin"])
+        ApiKeyFactory(scopes=["admin"])
     with pytest.raises(ValidationError):
-        key_make(user_make(), scopes=["search", "delete-everything"])
+        ApiKeyFactory(scopes=["search", "delete-everything"])
 
 
 def test_key_of_a_user_demoted_from_staff_loses_staff_scopes():
-    user = user_make(is_staff=True)
-    api_key, _raw = key_make(user, scopes=["admin"])
+    user = UserFactory(is_staff=True)
+    api_key = ApiKeyFactory(user=user, scopes=["admin"])
     user.is_staff = False
     user.save()
     api_key.refresh_from_db()
@@ -80,7 +80,7 @@ def test_key_of_a_user_demoted_from_staff_loses_staff_scopes():
 
 def test_unknown_scope_name_is_a_programming_error():
     with pytest.raises(ValueError):
-        user_has_scope(user_make(), "serch")
+        user_has_scope(UserFactory(), "serch")
 
 
 @override_settings(
@@ -95,9 +95,9 @@ def test_unknown_scope_name_is_a_programming_error():
     }
 )
 def test_throttle_is_per_key_with_scoped_rates(client):
-    user = user_make()
-    _k1, raw1 = key_make(user, name="one")
-    _k2, raw2 = key_make(user, name="two")
+    user = UserFactory()
+    raw1 = ApiKeyFactory(user=user, name="one").raw_key
+    raw2 = ApiKeyFactory(user=user, name="two").raw_key
     codes = [client.get("/throttled", **bearer(raw1)).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     body = client.get("/throttled", **bearer(raw1)).json()
@@ -116,5 +116,5 @@ def test_throttle_is_per_key_with_scoped_rates(client):
     }
 )
 def test_throttle_without_rates_is_off(client):
-    _key, raw = key_make(user_make())
+    raw = ApiKeyFactory().raw_key
     assert all(client.get("/throttled", **bearer(raw)).status_code == 200 for _ in range(5))

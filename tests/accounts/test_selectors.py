@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, Group
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import Http404
@@ -18,31 +18,33 @@ from accounts.selectors import (
     document_get_readable_or_404,
 )
 from accounts.services import api_key_revoke
-from ingestion.models import Chunk, Document
-from tests.accounts.factories import collection_make, key_make, user_make
+from ingestion.models import Document
+from tests.factories import ApiKeyFactory, ChunkFactory, CollectionFactory, GroupFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def world():
-    hr, finance = Group.objects.create(name="hr"), Group.objects.create(name="finance")
+    hr, finance = GroupFactory(name="hr"), GroupFactory(name="finance")
     people = {
-        "hr_person": user_make("hr_person", groups=[hr]),
-        "fin_person": user_make("fin_person", groups=[finance]),
-        "both": user_make("both", groups=[hr, finance]),
-        "nobody": user_make("nobody"),
-        "legal_reader": user_make("legal_reader"),
-        "root": user_make("root", is_superuser=True, is_staff=True),
-        "staff": user_make("staff", is_staff=True),
+        "hr_person": UserFactory(username="hr_person", groups=[hr]),
+        "fin_person": UserFactory(username="fin_person", groups=[finance]),
+        "both": UserFactory(username="both", groups=[hr, finance]),
+        "nobody": UserFactory(username="nobody"),
+        "legal_reader": UserFactory(username="legal_reader"),
+        "root": UserFactory(username="root", is_superuser=True, is_staff=True),
+        "staff": UserFactory(username="staff", is_staff=True),
     }
     collections = {
-        "public": collection_make("public", is_public=True),
-        "hr": collection_make("hr", groups=[hr]),
-        "finance": collection_make("finance", groups=[finance]),
-        "legal": collection_make("legal", users=[people["legal_reader"]]),
+        "public": CollectionFactory(slug="public", is_public=True),
+        "hr": CollectionFactory(slug="hr", reader_groups=[hr]),
+        "finance": CollectionFactory(slug="finance", reader_groups=[finance]),
+        "legal": CollectionFactory(slug="legal", reader_users=[people["legal_reader"]]),
         # Readable both as a member of hr and individually: must appear once.
-        "shared": collection_make("shared", groups=[hr, finance], users=[people["hr_person"]]),
+        "shared": CollectionFactory(
+            slug="shared", reader_groups=[hr, finance], reader_users=[people["hr_person"]]
+        ),
     }
     return people, collections
 
@@ -83,18 +85,18 @@ def test_anonymous_and_inactive(world):
 
 def test_key_narrowing_intersects_with_the_user(world):
     people, c = world
-    key, _ = key_make(people["hr_person"], collections=[c["hr"], c["finance"]])
+    key = ApiKeyFactory(user=people["hr_person"], collections=[c["hr"], c["finance"]])
     # finance is named on the key but the user can't read it: narrowing never widens.
     assert slugs(collections_readable(people["hr_person"], key)) == {"hr"}
-    unnarrowed, _ = key_make(people["hr_person"])
+    unnarrowed = ApiKeyFactory(user=people["hr_person"])
     assert slugs(collections_readable(people["hr_person"], unnarrowed)) == {"public", "hr", "shared"}
-    super_key, _ = key_make(people["root"], collections=[c["legal"]])
+    super_key = ApiKeyFactory(user=people["root"], collections=[c["legal"]])
     assert slugs(collections_readable(people["root"], super_key)) == {"legal"}
 
 
 def test_narrowed_key_never_widens_when_its_collections_go(world):
     people, c = world
-    key, _ = key_make(people["hr_person"], collections=[c["hr"]])
+    key = ApiKeyFactory(user=people["hr_person"], collections=[c["hr"]])
     c["hr"].delete()
     key.refresh_from_db()
     assert key.collections.count() == 0
@@ -103,7 +105,7 @@ def test_narrowed_key_never_widens_when_its_collections_go(world):
 
 def test_collections_added_later_narrow_the_key(world):
     people, c = world
-    key, _ = key_make(people["hr_person"])
+    key = ApiKeyFactory(user=people["hr_person"])
     key.collections.add(c["public"])
     key.refresh_from_db()
     assert key.collections_narrowed
@@ -113,13 +115,13 @@ def test_collections_added_later_narrow_the_key(world):
 
 def test_explicitly_narrowed_to_nothing(world):
     people, _ = world
-    key, _ = key_make(people["hr_person"], collections=[])
+    key = ApiKeyFactory(user=people["hr_person"], collections=[])
     assert slugs(collections_readable(people["hr_person"], key)) == set()
 
 
 def test_revoked_key_or_foreign_key_reads_nothing(world):
     people, _ = world
-    key, _ = key_make(people["hr_person"])
+    key = ApiKeyFactory(user=people["hr_person"])
     assert slugs(collections_readable(people["fin_person"], key)) == set()
     api_key_revoke(api_key=key)
     assert slugs(collections_readable(people["hr_person"], key)) == set()
@@ -127,7 +129,7 @@ def test_revoked_key_or_foreign_key_reads_nothing(world):
 
 def test_selector_is_one_sql_statement_when_used_as_a_filter(world):
     people, _ = world
-    key, _ = key_make(people["hr_person"], collections=[])
+    key = ApiKeyFactory(user=people["hr_person"], collections=[])
     readable = collections_readable(people["hr_person"], key)
     with CaptureQueriesContext(connection) as queries:
         list(Document.objects.filter(collection__in=readable))
@@ -152,17 +154,15 @@ def test_several_named_collections(world):
     assert slugs(collections_get_readable_or_403(["hr", "public"], user)) == {"hr", "public"}
     with pytest.raises(PermissionDenied):
         collections_get_readable_or_403(["hr", "finance"], user)
-    key, _ = key_make(user, collections=[c["hr"]])
+    key = ApiKeyFactory(user=user, collections=[c["hr"]])
     with pytest.raises(PermissionDenied):
         collections_get_readable_or_403(["public"], user, key)
 
 
 def test_objects_are_404_when_unreadable(world):
     people, c = world
-    doc = Document.objects.create(collection=c["finance"], title="Budget", content_sha256="a" * 64)
-    chunk = Chunk.objects.create(
-        document=doc, ordinal=0, text="x", char_start=0, char_end=1, content_sha256="b" * 64
-    )
+    chunk = ChunkFactory(document__collection=c["finance"])
+    doc = chunk.document
     assert document_get_readable_or_404(doc.pk, people["fin_person"]) == doc
     assert chunk_get_readable_or_404(chunk.pk, people["fin_person"], document_id=doc.pk) == chunk
     for bad_call in (

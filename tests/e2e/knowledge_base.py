@@ -10,10 +10,8 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 
-from accounts.services import api_key_create
 from ingestion.models import Collection, Document
-
-PASSWORD = "correct horse battery staple"
+from tests.factories import PASSWORD, CollectionFactory, UserFactory
 
 HANDBOOK = """# Employee handbook
 
@@ -88,14 +86,12 @@ def knowledge_base_build(settings) -> KnowledgeBase:
     # Small chunks so a passage has neighbours to show around it.
     settings.RAG_CHUNK_TOKENS = 60
     settings.RAG_CHUNK_OVERLAP = 0.0
-    admin = User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
-    reader = User.objects.create_user("reader", "reader@example.com", PASSWORD)
-    outsider = User.objects.create_user("outsider", "outsider@example.com", PASSWORD)
-    handbook_collection = Collection.objects.create(name="Handbook", slug="handbook")
-    handbook_collection.reader_users.add(reader)
-    security_collection = Collection.objects.create(name="Security", slug="security")
-    security_collection.reader_users.add(reader)
-    secret_collection = Collection.objects.create(name="Board", slug="board")
+    admin = UserFactory(username="admin", password=PASSWORD, is_staff=True, is_superuser=True)
+    reader = UserFactory(username="reader", password=PASSWORD)
+    outsider = UserFactory(username="outsider", password=PASSWORD)
+    handbook_collection = CollectionFactory(slug="handbook", name="Handbook", reader_users=[reader])
+    security_collection = CollectionFactory(slug="security", name="Security", reader_users=[reader])
+    secret_collection = CollectionFactory(slug="board", name="Board")
     return KnowledgeBase(
         reader=reader,
         outsider=outsider,
@@ -106,10 +102,3 @@ def knowledge_base_build(settings) -> KnowledgeBase:
         security=_ingest(security_collection, "Security guide", SECURITY, admin),
         secret=_ingest(secret_collection, "Board minutes", SECRET, admin),
     )
-
-
-def api_key_for(user: User, scopes=("search", "ask"), collections=None) -> str:
-    _api_key, raw_key = api_key_create(
-        user=user, name="test key", scopes=list(scopes), collections=collections
-    )
-    return raw_key

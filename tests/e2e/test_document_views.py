@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 
-from ingestion.models import Collection, Document
+from tests.factories import ChunkFactory, CollectionFactory, DocumentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -15,20 +14,13 @@ pytestmark = pytest.mark.django_db
 def setup(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    reader = User.objects.create_user("reader", password="pw")
-    User.objects.create_user("stranger", password="pw")
-    collection = Collection.objects.create(name="Handbook", slug="handbook")
-    collection.reader_users.add(reader)
-    document = Document(
-        collection=collection, title="Leave policy", content_sha256="a" * 64, mime_type="text/plain"
-    )
+    reader = UserFactory(username="reader", password="pw")
+    UserFactory(username="stranger", password="pw")
+    collection = CollectionFactory(slug="handbook", reader_users=[reader])
+    document = DocumentFactory(collection=collection, title="Leave policy", passages=())
     document.file.save("leave-policy.txt", ContentFile(b"Twenty-five days of annual leave."), save=True)
-    first = document.chunks.create(
-        ordinal=0, text="Intro\nwrapped line.", char_start=0, char_end=10, content_sha256="b"
-    )
-    cited = document.chunks.create(
-        ordinal=1, text="Twenty-five days.", char_start=10, char_end=30, content_sha256="c"
-    )
+    first = ChunkFactory(document=document, ordinal=0, text="Intro\nwrapped line.", char_end=10)
+    cited = ChunkFactory(document=document, ordinal=1, text="Twenty-five days.", char_start=10, char_end=30)
     return document, first, cited
 
 
@@ -56,9 +48,7 @@ def test_download_streams_the_original_as_an_attachment(client, setup):
 
 def test_text_documents_download_their_text(client, setup):
     document, _first, _cited = setup
-    text_doc = Document.objects.create(
-        collection=document.collection, title="Note", text="Just text.", content_sha256="d" * 64
-    )
+    text_doc = DocumentFactory(collection=document.collection, title="Note", passages=["Just text."])
     client.login(username="reader", password="pw")
     response = client.get(f"/documents/{text_doc.pk}/download")
     assert response.status_code == 200

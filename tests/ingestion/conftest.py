@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import CollectionFactory
+
 
 @pytest.fixture
 def collection(db):
-    from ingestion.models import Collection
-
-    return Collection.objects.create(name="Handbook", slug="handbook")
+    return CollectionFactory(slug="handbook")
 
 
 def embedding_calls(server) -> int:

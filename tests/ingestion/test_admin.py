@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from ingestion.models import Collection, Document
+from ingestion.models import Document
+from tests.factories import CollectionFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_admin_uploads_many_files_and_lists_them(admin_client):
-    collection = Collection.objects.create(name="Docs", slug="docs")
+    collection = CollectionFactory(slug="docs")
     assert admin_client.get("/admin/ingestion/document/upload/").status_code == 200
     files = [
         SimpleUploadedFile("a.txt", b"Alpha text."),

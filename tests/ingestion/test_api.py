@@ -8,20 +8,20 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from accounts.services import api_key_create
-from ingestion.models import Collection, Document
+from ingestion.models import Document
+from tests.factories import ApiKeyFactory, CollectionFactory, UserFactory, bearer
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(django_user_model):
-    return django_user_model.objects.create_user("staff", password="pw-123456!", is_staff=True)
+def staff():
+    return UserFactory(username="staff", is_staff=True)
 
 
 @pytest.fixture
-def reader(django_user_model):
-    return django_user_model.objects.create_user("reader", password="pw-123456!")
+def reader():
+    return UserFactory(username="reader")
 
 
 @pytest.fixture
@@ -31,8 +31,7 @@ def client_for():
         if scopes is None:
             client.force_authenticate(user)
         else:
-            _, raw = api_key_create(user=user, name="k", scopes=scopes)
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+            client.credentials(**bearer(ApiKeyFactory(user=user, scopes=scopes).raw_key))
         return client
 
     return make
@@ -40,9 +39,8 @@ def client_for():
 
 @pytest.fixture
 def collections(staff, reader):
-    public = Collection.objects.create(name="Public", slug="public", is_public=True)
-    private = Collection.objects.create(name="Private", slug="private")
-    private.reader_users.add(staff)
+    public = CollectionFactory(slug="public", is_public=True)
+    private = CollectionFactory(slug="private", reader_users=[staff])
     return public, private
 
 

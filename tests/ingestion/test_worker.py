@@ -9,11 +9,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from ingestion.models import Collection, Document, EmbeddingSpace
+from ingestion.models import Document, EmbeddingSpace
 from ingestion.services.documents import document_create, documents_bulk_create
 from ingestion.services.pipeline import documents_sweep_stale
 from ingestion.services.spaces import embedding_space_get_or_create_active, embedding_space_retire
 from tests.conftest import start_worker, wait_for
+from tests.factories import CollectionFactory
 from tests.ingestion.files import HTML_PAGE, make_docx, make_pdf, make_wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -40,7 +41,7 @@ def vector_query(space: EmbeddingSpace, vector: list[float], k: int = 3) -> list
 
 
 def test_bulk_ingestion_survives_a_provider_answering_503(celery_worker_process, genapi):
-    collection = Collection.objects.create(name="Bulk", slug="bulk")
+    collection = CollectionFactory(slug="bulk")
     embedding_space_get_or_create_active()
     # More failures than the client's own retries: the task has to back off and try again.
     genapi.set_knobs(fail_next={"count": 7, "status": 503, "endpoint": "embeddings"})
@@ -57,7 +58,7 @@ def test_bulk_ingestion_survives_a_provider_answering_503(celery_worker_process,
 
 
 def test_a_killed_worker_is_recovered_by_the_sweeper(tmp_path, transactional_db, genapi, settings):
-    collection = Collection.objects.create(name="Kill", slug="kill")
+    collection = CollectionFactory(slug="kill")
     embedding_space_get_or_create_active()
     genapi.set_knobs(latency_ms=4000)
     worker = start_worker(tmp_path)
@@ -92,7 +93,7 @@ def test_a_killed_worker_is_recovered_by_the_sweeper(tmp_path, transactional_db,
 def test_reembedding_switches_spaces_while_queries_keep_answering(celery_worker_process, genapi):
     from genapi import get_client
 
-    collection = Collection.objects.create(name="Re", slug="re")
+    collection = CollectionFactory(slug="re")
     docs = documents_bulk_create(
         collection=collection,
         documents=[{"title": f"D{i}", "text": f"Text {i} on pumps."} for i in range(30)],

@@ -9,7 +9,7 @@ from search.citations import CitationFilter, citation_markers_clean, citations_p
 from search.models import QueryLog
 from search.services import answer_compose, answer_stream, passages_search
 from search.types import Passage
-from tests.search.conftest import collection_make, document_make
+from tests.factories import CollectionFactory, DocumentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,11 +50,11 @@ def test_answer_cites_the_right_chunk_and_span(kb, genapi, api):
 
 
 def test_invented_citation_is_dropped(space, genapi):
-    collection = collection_make()
+    collection = CollectionFactory()
     # The stand-in quotes source sentences: this one carries a marker with no passage behind it.
-    document_make(
-        collection,
-        ["Backups run nightly at two in the morning [9].", "Restores are tested every quarter."],
+    DocumentFactory(
+        collection=collection,
+        passages=["Backups run nightly at two in the morning [9].", "Restores are tested every quarter."],
         space=space,
         title="Backups",
     )

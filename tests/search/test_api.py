@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from search.models import QueryLog
-from tests.search.conftest import caller_make
+from tests.factories import ApiKeyFactory, CollectionFactory, DocumentFactory, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def client() -> Client:
 
 
 def post(client, path, body, caller=None, **extra):
-    headers = caller.headers if caller else {}
+    headers = bearer(caller.raw_key) if caller else {}
     return client.post(path, data=json.dumps(body), content_type="application/json", **headers, **extra)
 
 
@@ -41,7 +41,7 @@ def parse_sse(response) -> list[tuple[str, dict]]:
 
 
 def test_search_returns_results(kb, client):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     response = post(client, "/api/search", {"query": "rotate a signing key", "top_k": 3}, caller)
     assert response.status_code == 200, response.content
     body = response.json()
@@ -56,11 +56,11 @@ def test_search_returns_results(kb, client):
     assert top["metadata"] == {"team": "platform", "lang": "en"}
     # The private collection is not readable by this user.
     assert kb["salaries"].pk not in {r["document_id"] for r in body["results"]}
-    assert QueryLog.objects.get(kind="search").api_key == caller.api_key
+    assert QueryLog.objects.get(kind="search").api_key == caller
 
 
 def test_search_with_collections_filters_and_modes(kb, client):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     body = {
         "query": "team",
         "collections": ["handbook"],
@@ -75,7 +75,7 @@ def test_search_with_collections_filters_and_modes(kb, client):
 
 
 def test_unreadable_collection_is_forbidden(kb, client):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     for slug in ("hr-private", "does-not-exist"):
         response = post(client, "/api/search", {"query": "salary", "collections": [slug]}, caller)
         assert response.status_code == 403
@@ -85,7 +85,7 @@ def test_unreadable_collection_is_forbidden(kb, client):
         )
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "forbidden"
-    reader = caller_make()
+    reader = ApiKeyFactory()
     kb["private"].reader_users.add(reader.user)
     response = post(client, "/api/search", {"query": "salary", "collections": ["hr-private"]}, reader)
     assert response.status_code == 200
@@ -93,15 +93,13 @@ def test_unreadable_collection_is_forbidden(kb, client):
 
 
 def test_key_narrowed_to_a_collection_reads_only_it(kb, space, client):
-    from tests.search.conftest import collection_make, document_make
-
-    other = collection_make("other")
-    document_make(other, ["Signing keys for the other team rotate weekly."], space=space)
-    caller = caller_make(collections=[other])
-    response = post(client, "/api/search", {"query": "signing keys rotate"}, caller)
-    assert {r["document_id"] for r in response.json()["results"]} <= set(
-        other.documents.values_list("pk", flat=True)
+    other = CollectionFactory(slug="other", is_public=True)
+    weekly = DocumentFactory(
+        collection=other, passages=["Signing keys for the other team rotate weekly."], space=space
     )
+    caller = ApiKeyFactory(collections=[other])
+    response = post(client, "/api/search", {"query": "signing keys rotate"}, caller)
+    assert {r["document_id"] for r in response.json()["results"]} == {weekly.pk}
     assert (
         post(client, "/api/search", {"query": "keys", "collections": ["handbook"]}, caller).status_code == 403
     )
@@ -115,9 +113,9 @@ def test_unauthenticated_and_revoked_keys_get_401(kb, client):
         bad = client.post(path, json.dumps(body), content_type="application/json",
                           HTTP_AUTHORIZATION="Bearer cit_abcdef123456_wrong")  # fmt: skip
         assert bad.status_code == 401
-        caller = caller_make()
-        caller.api_key.revoked_at = timezone.now()
-        caller.api_key.save()
+        caller = ApiKeyFactory()
+        caller.revoked_at = timezone.now()
+        caller.save()
         revoked = post(client, path, body, caller)
         assert revoked.status_code == 401
         assert revoked.json()["error"]["code"] == "authentication_failed"
@@ -125,20 +123,20 @@ def test_unauthenticated_and_revoked_keys_get_401(kb, client):
 
 
 def test_scopes_are_enforced(kb, client):
-    search_only = caller_make(scopes=["search"])
+    search_only = ApiKeyFactory(scopes=["search"])
     assert post(client, "/api/search", {"query": "keys"}, search_only).status_code == 200
     response = post(client, "/api/ask", {"question": "keys?"}, search_only)
     assert response.status_code == 403
 
 
 def test_session_users_can_search(kb, client):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     client.force_login(caller.user)
     assert post(client, "/api/search", {"query": "keys"}).status_code == 200
 
 
 def test_invalid_requests_are_400(kb, client):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     for body in (
         {},
         {"query": ""},
@@ -157,7 +155,7 @@ def test_invalid_requests_are_400(kb, client):
 
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_ask_json(kb, client, genapi, api):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     response = post(client, "/api/ask", {"question": QUESTION, "api": api}, caller)
     assert response.status_code == 200, response.content
     body = response.json()
@@ -172,12 +170,12 @@ def test_ask_json(kb, client, genapi, api):
     assert f"[{citation['n']}]" in body["answer"]
     assert body["api"] == api and body["usage"]["output_tokens"] > 0
     log = QueryLog.objects.get(kind="ask")
-    assert (log.user, log.api_key, log.api) == (caller.user, caller.api_key, api)
+    assert (log.user, log.api_key, log.api) == (caller.user, caller, api)
 
 
 @pytest.mark.parametrize("how", ["body", "accept"])
 def test_ask_streams_server_sent_events(kb, client, genapi, how):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     if how == "body":
         response = post(client, "/api/ask", {"question": QUESTION, "stream": True}, caller)
     else:
@@ -196,7 +194,7 @@ def test_ask_streams_server_sent_events(kb, client, genapi, how):
 
 
 def test_ask_stream_provider_error_is_an_error_event(kb, client, genapi):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     genapi.set_knobs(fail_next={"endpoint": "chat/completions", "in_stream": True})
     response = post(client, "/api/ask", {"question": QUESTION, "stream": True, "api": "chat"}, caller)
     assert response.status_code == 200
@@ -206,7 +204,7 @@ def test_ask_stream_provider_error_is_an_error_event(kb, client, genapi):
 
 
 def test_ask_json_provider_failure_is_502(kb, client, genapi):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     genapi.set_knobs(fail_next={"endpoint": "chat/completions", "status": 400})
     response = post(client, "/api/ask", {"question": QUESTION, "api": "chat"}, caller)
     assert response.status_code == 502
@@ -214,7 +212,7 @@ def test_ask_json_provider_failure_is_502(kb, client, genapi):
 
 
 def test_errors_before_the_stream_are_sse_when_only_sse_is_accepted(kb, client):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     response = post(client, "/api/ask", {"question": "x", "collections": ["hr-private"]}, caller,
                     HTTP_ACCEPT="text/event-stream")  # fmt: skip
     assert response.status_code == 403
@@ -223,21 +221,21 @@ def test_errors_before_the_stream_are_sse_when_only_sse_is_accepted(kb, client):
 
 
 def test_chunk_with_neighbours(kb, client):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     planted = kb["keys"].chunks.get(ordinal=1)
-    response = client.get(f"/api/documents/{kb['keys'].pk}/chunks/{planted.pk}", **caller.headers)
+    response = client.get(f"/api/documents/{kb['keys'].pk}/chunks/{planted.pk}", **bearer(caller.raw_key))
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["passage"]["chunk_id"] == planted.pk
     assert [p["ordinal"] for p in body["before"]] == [0]
     assert [p["ordinal"] for p in body["after"]] == [2]
     response = client.get(
-        f"/api/documents/{kb['keys'].pk}/chunks/{planted.pk}?before=0&after=0", **caller.headers
+        f"/api/documents/{kb['keys'].pk}/chunks/{planted.pk}?before=0&after=0", **bearer(caller.raw_key)
     )
     assert response.json()["before"] == [] and response.json()["after"] == []
     assert (
         client.get(
-            f"/api/documents/{kb['keys'].pk}/chunks/{planted.pk}?before=99", **caller.headers
+            f"/api/documents/{kb['keys'].pk}/chunks/{planted.pk}?before=99", **bearer(caller.raw_key)
         ).status_code
         == 400
     )
@@ -249,7 +247,7 @@ def test_chunk_with_neighbours(kb, client):
         f"/api/documents/{kb['keys'].pk}/chunks/999999999",
         f"/api/documents/1/chunks/{2**70}",
     ):
-        response = client.get(path, **caller.headers)
+        response = client.get(path, **bearer(caller.raw_key))
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found"
 
@@ -258,7 +256,7 @@ def test_throttling_per_key(kb, client, settings):
     rates = dict(settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES") or {})
     rates.update({"search": "2/min"})
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
-    first, second = caller_make(), caller_make()
+    first, second = ApiKeyFactory(), ApiKeyFactory()
     statuses = [post(client, "/api/search", {"query": "keys"}, first).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
     assert post(client, "/api/search", {"query": "keys"}, first).json()["error"]["code"] == "throttled"

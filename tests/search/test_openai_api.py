@@ -9,7 +9,8 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.knowledge_base import api_key_for, knowledge_base_build
+from tests.e2e.knowledge_base import knowledge_base_build
+from tests.factories import ApiKeyFactory
 
 MARKER = re.compile(r"\[(\d+)\]")
 
@@ -23,7 +24,7 @@ def kb(settings, genapi):
 
 @pytest.fixture
 def reader_key(kb):
-    return api_key_for(kb.reader)
+    return ApiKeyFactory(user=kb.reader).raw_key
 
 
 def sdk(live_server, key: str) -> openai.OpenAI:
@@ -43,7 +44,7 @@ def test_models_list_one_per_readable_collection_plus_all(live_server, kb, reade
 
 
 def test_models_list_follows_a_narrowed_key(live_server, kb):
-    key = api_key_for(kb.reader, collections=[kb.handbook_collection])
+    key = ApiKeyFactory(user=kb.reader, collections=[kb.handbook_collection]).raw_key
     assert {m.id for m in sdk(live_server, key).models.list().data} == {"citable", "citable-handbook"}
 
 
@@ -133,7 +134,7 @@ def test_unknown_or_unreadable_model_is_404(live_server, kb, reader_key):
 
 
 def test_key_without_ask_scope_is_refused(live_server, kb):
-    key = api_key_for(kb.reader, scopes=["search"])
+    key = ApiKeyFactory(user=kb.reader, scopes=["search"]).raw_key
     with pytest.raises(openai.PermissionDeniedError):
         sdk(live_server, key).chat.completions.create(
             model="citable", messages=[{"role": "user", "content": "annual leave?"}]

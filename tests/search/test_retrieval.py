@@ -19,7 +19,7 @@ from search.selectors import (
     vector_candidates_sql,
 )
 from search.types import SearchFilters
-from tests.search.conftest import collection_make, document_make
+from tests.factories import CollectionFactory, DocumentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +58,12 @@ def test_fulltext_falls_back_to_any_word_when_no_passage_has_all(kb):
 
 
 def test_highlights_mark_query_words_and_escape_the_rest(space):
-    collection = collection_make()
-    document_make(collection, ["If cost < budget & R&D agrees, rotation of keys matters."], space=space)
+    collection = CollectionFactory()
+    DocumentFactory(
+        collection=collection,
+        passages=["If cost < budget & R&D agrees, rotation of keys matters."],
+        space=space,
+    )
     result = passages_retrieve("rotation", collection_ids=[collection.pk], mode="fulltext", rerank=False)
     [passage] = result.passages
     assert passage.highlights and "<mark>rotation</mark>" in passage.highlights[0]
@@ -176,20 +180,25 @@ def test_filters_exclude_what_they_should(kb, mode):
 
 
 def test_documents_not_ready_are_not_searched(space):
-    collection = collection_make()
-    document_make(collection, ["Zebras migrate across the plains."], space=space, status="processing")
+    collection = CollectionFactory()
+    DocumentFactory(
+        collection=collection,
+        passages=["Zebras migrate across the plains."],
+        space=space,
+        status="processing",
+    )
     assert passages_retrieve("zebras migrate", collection_ids=[collection.pk]).passages == []
 
 
 def test_a_narrow_filter_over_many_rows_still_returns_k(space, settings):
     """A filter matching few rows among many: the HNSW scan continues (iterative scan) until k pass."""
-    collection = collection_make()
+    collection = CollectionFactory()
     # 600 near-duplicates of the query in one document, 12 weaker matches in the target document.
     crowd = [f"Signing keys rotation policy note number {i} for the platform." for i in range(600)]
-    document_make(collection, crowd, space=space, title="Crowd")
-    target = document_make(
-        collection,
-        [f"Unrelated paragraph {i} about gardening, mentioning keys once." for i in range(12)],
+    DocumentFactory(collection=collection, passages=crowd, space=space, title="Crowd")
+    target = DocumentFactory(
+        collection=collection,
+        passages=[f"Unrelated paragraph {i} about gardening, mentioning keys once." for i in range(12)],
         space=space,
         title="Target",
         metadata={"pick": "me"},
@@ -223,8 +232,10 @@ def test_a_narrow_filter_over_many_rows_still_returns_k(space, settings):
 
 
 def test_vector_query_uses_the_spaces_hnsw_index(space):
-    collection = collection_make()
-    document_make(collection, [f"Passage {i} about key rotation." for i in range(50)], space=space)
+    collection = CollectionFactory()
+    DocumentFactory(
+        collection=collection, passages=[f"Passage {i} about key rotation." for i in range(50)], space=space
+    )
     space_ = embedding_space_active()
     vector = query_embed("key rotation", space_)
     sql, params = vector_candidates_sql(vector, space_, [collection.pk], SearchFilters(), 8)
@@ -248,7 +259,9 @@ def test_vector_query_uses_the_spaces_hnsw_index(space):
 
 
 def test_passage_with_neighbours(kb, space):
-    document = document_make(kb["public"], [f"Paragraph {i}." for i in range(6)], space=space)
+    document = DocumentFactory(
+        collection=kb["public"], passages=[f"Paragraph {i}." for i in range(6)], space=space
+    )
     middle = _chunk(document, 3)
     context = passage_with_neighbours(middle.pk, [kb["public"].pk], before=2, after=1)
     assert context.passage.chunk_id == middle.pk
@@ -267,13 +280,12 @@ def test_very_common_words_rank_but_do_not_admit_passages_on_their_own(space):
     """After ANALYZE, a word in most passages no longer pulls every passage into the any-word list."""
     import search.selectors as selectors
 
-    collection = collection_make("common-words")
+    collection = CollectionFactory(slug="common-words")
     filler = [f"The study of item {i} reported a result." for i in range(60)]
-    document_make(collection, filler, space=space, title="Filler", embed_vectors=False)
-    target = document_make(
-        collection, ["A zeppelin study reported a result about airships."], space=space, title="Target",
-        embed_vectors=False,
-    )  # fmt: skip
+    DocumentFactory(collection=collection, passages=filler, title="Filler")
+    target = DocumentFactory(
+        collection=collection, passages=["A zeppelin study reported a result about airships."], title="Target"
+    )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE ingestion_chunk")
     selectors._lexeme_stats.clear()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from tests.search.conftest import caller_make
+from tests.factories import ApiKeyFactory
 
 
 @pytest.mark.django_db
@@ -45,7 +45,7 @@ def test_schemathesis_finds_no_server_error(live_server, kb, genapi, tmp_path):
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
     if st is None:
         pytest.skip("schemathesis is not installed (pip install 'schemathesis>=4,<5')")
-    caller = caller_make()
+    caller = ApiKeyFactory()
     command = [
         st, "run", f"{live_server.url}/api/schema/",
         "--url", live_server.url,

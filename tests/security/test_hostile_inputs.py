@@ -20,9 +20,8 @@ from django.conf import settings
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
-from accounts.services import api_key_create
-from ingestion.models import Chunk, Collection, Document
-from tests.accounts.factories import bearer, user_make
+from ingestion.models import Chunk, Document
+from tests.factories import ApiKeyFactory, CollectionFactory, UserFactory, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +30,9 @@ SIZE_MIDDLEWARE = "rag_project.security.RequestSizeLimitMiddleware"
 
 @pytest.fixture
 def uploader(db, genapi):
-    user = user_make("ingester", is_staff=True)
-    collection = Collection.objects.create(name="Inbox", slug="inbox", is_public=True)
-    raw = api_key_create(user=user, name="ingest", scopes=["ingest", "search"])[1]
+    user = UserFactory(username="ingester", is_staff=True)
+    collection = CollectionFactory(slug="inbox", is_public=True)
+    raw = ApiKeyFactory(user=user, scopes=["ingest", "search"]).raw_key
     client = Client(**bearer(raw))
     client.user = user
     client.collection = collection
@@ -341,8 +340,8 @@ def test_source_url_must_be_http(uploader, url):
 
 
 def test_page_posts_need_a_csrf_token(genapi):
-    user = user_make("reader")
-    Collection.objects.create(name="Public", slug="public", is_public=True)
+    user = UserFactory(username="reader")
+    CollectionFactory(slug="public", is_public=True)
     client = Client(enforce_csrf_checks=True)
     # Sign-in form without the token.
     assert client.post("/login/", {"username": "reader", "password": "x"}).status_code == 403
@@ -364,6 +363,6 @@ def test_page_posts_need_a_csrf_token(genapi):
 
 
 def test_api_keys_need_no_csrf_and_cookies_do_not_ride_along(uploader):
-    client = Client(enforce_csrf_checks=True, **bearer(api_key_create(user=uploader.user, name="x")[1]))
+    client = Client(enforce_csrf_checks=True, **bearer(ApiKeyFactory(user=uploader.user).raw_key))
     response = client.post("/api/search", {"query": "q"}, content_type="application/json")
     assert response.status_code == 200, response.content

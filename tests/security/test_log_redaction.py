@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from rag_project.security import SecretRedactingFilter, redact_secrets
-from tests.accounts.factories import bearer, key_make, user_make
+from tests.factories import ApiKeyFactory, bearer
 
 RAW_KEY = "cit_0123456789ab_S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3cr3tS3c"
 SCW_SECRET = "11111111-2222-3333-4444-555555555555"
@@ -79,7 +79,7 @@ def test_filter_on_a_root_handler_redacts_args_and_tracebacks_of_any_logger(monk
 
 @pytest.mark.django_db
 def test_failed_key_request_log_has_no_key(client, caplog):
-    _key, raw = key_make(user_make())
+    raw = ApiKeyFactory().raw_key
     wrong = raw[:-4] + "AAAA"
     with caplog.at_level(logging.DEBUG):
         client.get("/api/me", **bearer(wrong))

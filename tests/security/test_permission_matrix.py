@@ -13,12 +13,11 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
-from accounts.services import api_key_create
 from ingestion.models import Chunk, Collection, Document
-from tests.accounts.factories import bearer, user_make
+from tests.factories import ApiKeyFactory, CollectionFactory, GroupFactory, UserFactory, bearer
 
 pytestmark = [pytest.mark.django_db]
 
@@ -75,17 +74,16 @@ def ingest_world(genapi) -> World:
     from ingestion.services.documents import document_create
     from ingestion.services.pipeline import documents_ingest
 
-    hr, finance = Group.objects.create(name="hr"), Group.objects.create(name="finance")
-    lawyer = user_make("lawyer")
+    hr, finance = GroupFactory(name="hr"), GroupFactory(name="finance")
+    lawyer = UserFactory(username="lawyer")
     collections = {
-        "public": Collection.objects.create(name=f"Col {MARKERS['public']}", slug="public", is_public=True),
-        "hr": Collection.objects.create(name=f"Col {MARKERS['hr']}", slug="hr"),
-        "finance": Collection.objects.create(name=f"Col {MARKERS['finance']}", slug="finance"),
-        "legal": Collection.objects.create(name=f"Col {MARKERS['legal']}", slug="legal"),
+        "public": CollectionFactory(name=f"Col {MARKERS['public']}", slug="public", is_public=True),
+        "hr": CollectionFactory(name=f"Col {MARKERS['hr']}", slug="hr", reader_groups=[hr]),
+        "finance": CollectionFactory(
+            name=f"Col {MARKERS['finance']}", slug="finance", reader_groups=[finance]
+        ),
+        "legal": CollectionFactory(name=f"Col {MARKERS['legal']}", slug="legal", reader_users=[lawyer]),
     }
-    collections["hr"].reader_groups.add(hr)
-    collections["finance"].reader_groups.add(finance)
-    collections["legal"].reader_users.add(lawyer)
     documents = {}
     for slug, collection in collections.items():
         document, _created = document_create(
@@ -102,13 +100,13 @@ def ingest_world(genapi) -> World:
     }
     world = World(collections=collections, documents=documents, chunks=chunks)
 
-    alice = user_make("alice", groups=[hr])
-    bob = user_make("bob", groups=[finance])
-    eve = user_make("eve")
-    root = user_make("root", is_superuser=True, is_staff=True)
+    alice = UserFactory(username="alice", groups=[hr])
+    bob = UserFactory(username="bob", groups=[finance])
+    eve = UserFactory(username="eve")
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
 
     def key(user, **kwargs) -> str:
-        return api_key_create(user=user, name="matrix", **kwargs)[1]
+        return ApiKeyFactory(user=user, name="matrix", **kwargs).raw_key
 
     everything = set(MARKERS)
     for caller in [
@@ -323,7 +321,7 @@ def test_page(world):
 
 
 def test_page_ignores_api_keys_in_place_of_a_session(world):
-    client = Client(**bearer(api_key_create(user=world.callers["root-session"].user, name="k")[1]))
+    client = Client(**bearer(ApiKeyFactory(user=world.callers["root-session"].user).raw_key))
     assert client.get("/").status_code == 302
 
 
