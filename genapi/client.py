@@ -565,15 +565,9 @@ class GenAPIClient:
     @staticmethod
     def output_text(response: dict[str, Any]) -> str:
         """Concatenated ``output_text`` of a Responses API answer."""
-        if isinstance(response.get("output_text"), str):
-            return response["output_text"]
-        parts = []
-        for item in response.get("output") or []:
-            if item.get("type") == "message":
-                for c in item.get("content") or []:
-                    if c.get("type") == "output_text":
-                        parts.append(c.get("text", ""))
-        return "".join(parts)
+        from genapi.completions import responses_output_text  # completions builds on this module
+
+        return responses_output_text(response)
 
     def audio_transcriptions_create(
         self,

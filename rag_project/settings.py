@@ -137,6 +137,8 @@ GENAPI_RERANK_MODEL = os.environ.get("GENAPI_RERANK_MODEL", "bge-reranker-v2-m3"
 GENAPI_CHAT_MODEL = os.environ.get("GENAPI_CHAT_MODEL", "mistral-small-3.2-24b-instruct-2506")
 GENAPI_TRANSCRIPTION_MODEL = os.environ.get("GENAPI_TRANSCRIPTION_MODEL", "whisper-large-v3")
 RAG_ANSWER_API = os.environ.get("RAG_ANSWER_API", "chat")  # "chat" or "responses"
+# Hosts answers may link to or show images from; relative links (this service) are always kept.
+RAG_ANSWER_LINK_HOSTS = env_list("RAG_ANSWER_LINK_HOSTS", "")
 
 # --- Ingestion and retrieval knobs -------------------------------------------------------------
 RAG_MAX_UPLOAD_BYTES = env_int("RAG_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)

@@ -13,11 +13,13 @@ from typing import Any
 
 from django.conf import settings
 
-from genapi import GenAPIClient, get_client
+from genapi.completions import APIS as APIS  # the API names, for the views
+from genapi.completions import text_complete, text_stream
+from search.answer_safety import AnswerSanitiser, answer_sanitise
 from search.citations import MARKER_RE
 from search.types import Passage
 
-APIS = ("chat", "responses")
+ANSWER_TEMPERATURE = 0.2
 NOTHING_FOUND = "The knowledge base has nothing on this."
 HISTORY_TURNS = 6
 HISTORY_ANSWER_CHARS = 2000
@@ -57,13 +59,9 @@ _STOPWORDS = frozenset(
 
 def key_terms(text: str) -> list[str]:
     """Content words of `text`, in order, without repeats."""
-    out: list[str] = []
-    for word in _WORD_RE.findall(text):
-        lowered = word.lower()
-        if lowered in _STOPWORDS or len(lowered) < 2 or lowered in out:
-            continue
-        out.append(lowered)
-    return out
+    # dict keys keep first-seen order with constant-time membership (a list made this quadratic).
+    words = dict.fromkeys(word.lower() for word in _WORD_RE.findall(text))
+    return [w for w in words if len(w) >= 2 and w not in _STOPWORDS]
 
 
 def search_query_rewrite(question: str, history: list[dict[str, str]] | None) -> str:
@@ -138,99 +136,45 @@ def prompt_build(
     return SYSTEM_PROMPT, messages
 
 
-def _usage(raw: Any) -> dict[str, int]:
-    raw = raw if isinstance(raw, dict) else {}
-    return {
-        "input_tokens": int(raw.get("prompt_tokens", raw.get("input_tokens")) or 0),
-        "output_tokens": int(raw.get("completion_tokens", raw.get("output_tokens")) or 0),
-    }
-
-
-def _responses_input(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    items = []
-    for message in messages:
-        if message["role"] == "assistant":
-            # The Responses API wants earlier assistant turns as output_text parts.
-            items.append(
-                {"role": "assistant", "content": [{"type": "output_text", "text": message["content"]}]}
-            )
-        else:
-            items.append(message)
-    return items
-
-
 def completion_create(api: str, instructions: str, messages: list[dict[str, Any]]) -> tuple[str, dict, str]:
-    """(text, usage {input_tokens, output_tokens}, model) from the chosen provider API.
-    Raises GenAPIError on failure."""
-    client = get_client()
-    model = settings.GENAPI_CHAT_MODEL
-    if api == "responses":
-        response = client.responses_create(
-            model=model, input=_responses_input(messages), instructions=instructions
-        )
-        return (
-            GenAPIClient.output_text(response),
-            _usage(response.get("usage")),
-            response.get("model") or model,
-        )
-    response = client.chat_completions_create(
-        model=model, messages=[{"role": "system", "content": instructions}, *messages], temperature=0.2
+    """(text, usage {input_tokens, output_tokens}, model) from the chosen provider API, the text without
+    images and links to outside hosts. Raises GenAPIError on failure."""
+    completion = text_complete(
+        api=api,
+        model=settings.GENAPI_CHAT_MODEL,
+        messages=messages,
+        instructions=instructions,
+        temperature=ANSWER_TEMPERATURE,
     )
-    choice = (response.get("choices") or [{}])[0]
-    text = (choice.get("message") or {}).get("content") or ""
-    return text, _usage(response.get("usage")), response.get("model") or model
+    return answer_sanitise(completion.text), completion.usage.as_dict(), completion.model
 
 
 def completion_stream(
     api: str, instructions: str, messages: list[dict[str, Any]]
 ) -> Iterator[tuple[str, Any]]:
-    """Yields ("delta", text) pieces, then ("usage", {...}) and ("model", name) when the provider says so.
+    """Yields ("delta", text) pieces (images and links to outside hosts removed, a construct split across
+    deltas held until it completes), then ("usage", {...}) and ("model", name) when the provider says so.
     A provider failure, before or during the stream, raises GenAPIError from the iterator."""
-    client = get_client()
-    model = settings.GENAPI_CHAT_MODEL
-    if api == "responses":
-        events = client.responses_create(
-            model=model, input=_responses_input(messages), instructions=instructions, stream=True
-        )
-        try:
-            for event in events:
-                etype = event.get("type")
-                if etype == "response.output_text.delta" and event.get("delta"):
-                    yield "delta", event["delta"]
-                elif etype in ("response.completed", "response.incomplete"):
-                    response = event.get("response") or {}
-                    yield "usage", _usage(response.get("usage"))
-                    if response.get("model"):
-                        yield "model", response["model"]
-                elif event.get("object") == "response" and event.get("output") is not None:
-                    # A server that ignored stream=true and sent the whole response.
-                    yield "delta", GenAPIClient.output_text(event)
-                    yield "usage", _usage(event.get("usage"))
-        finally:
-            close = getattr(events, "close", None)
-            if close:
-                close()
-        return
-    chunks = client.chat_completions_create(
-        model=model,
-        messages=[{"role": "system", "content": instructions}, *messages],
-        temperature=0.2,
-        stream=True,
-        stream_options={"include_usage": True},
+    sanitiser = AnswerSanitiser()
+    chunks = text_stream(
+        api=api,
+        model=settings.GENAPI_CHAT_MODEL,
+        messages=messages,
+        instructions=instructions,
+        temperature=ANSWER_TEMPERATURE,
     )
     try:
-        model_seen = False
         for chunk in chunks:
-            if chunk.get("model") and not model_seen:
-                model_seen = True
-                yield "model", chunk["model"]
-            for choice in chunk.get("choices") or []:
-                content = (choice.get("delta") or choice.get("message") or {}).get("content")
-                if content:
-                    yield "delta", content
-            if isinstance(chunk.get("usage"), dict):
-                yield "usage", _usage(chunk["usage"])
+            if chunk.model:
+                yield "model", chunk.model
+            if chunk.delta:
+                text = sanitiser.feed(chunk.delta)
+                if text:
+                    yield "delta", text
+            if chunk.usage is not None:
+                yield "usage", chunk.usage.as_dict()
     finally:
-        close = getattr(chunks, "close", None)
-        if close:
-            close()
+        chunks.close()
+    tail = sanitiser.flush()
+    if tail:
+        yield "delta", tail

@@ -58,40 +58,49 @@ class CitationFilter:
         return self._drain(final=True)
 
     def _drain(self, *, final: bool) -> str:
+        # Positions into one buffer rather than slices of it: linear in the text however many `[` it holds.
         out: list[str] = []
         buf = self._pending
         if self._dropped_spaces is not None and buf:
             buf = self._rejoin(self._dropped_spaces, buf)
             self._dropped_spaces = None
-        while buf:
-            i = buf.find("[")
+        pos, size = 0, len(buf)
+        lead = ""  # spaces before a dropped marker, kept because a word or a marker follows
+        while pos < size:
+            i = buf.find("[", pos)
             if i < 0:
                 # Keep trailing whitespace: it belongs to a marker that may follow and be dropped.
-                keep = 0 if final else len(buf) - len(buf.rstrip())
-                out.append(buf[: len(buf) - keep])
-                buf = buf[len(buf) - keep :]
+                end = size if final else len(buf.rstrip())
+                if end > pos:
+                    out.append(lead + buf[pos:end])
+                    lead, pos = "", end
                 break
-            head = buf[:i]
-            ws_start = len(head.rstrip())
-            out.append(head[:ws_start])
-            spaces, rest = head[ws_start:], buf[i:]
-            match = MARKER_RE.match(rest)
+            ws_start = i
+            while ws_start > pos and buf[ws_start - 1].isspace():
+                ws_start -= 1
+            if ws_start > pos:
+                out.append(lead + buf[pos:ws_start])
+                lead = ""
+            spaces = lead + buf[ws_start:i]
+            lead = ""
+            match = MARKER_RE.match(buf, i)
             if match:
                 replacement = self._marker(match.group(1))
-                buf = rest[match.end() :]
+                pos = match.end()
                 if replacement:
                     out.append(spaces + replacement)
-                elif buf:
-                    buf = self._rejoin(spaces, buf)
+                elif pos < size:
+                    if buf[pos].isalnum() or buf[pos] == "[":
+                        lead = spaces
                 elif not final:
                     self._dropped_spaces = spaces
                 continue
-            if not final and len(rest) <= _MAX_MARKER_CHARS and _MARKER_PREFIX_RE.match(rest):
-                buf = spaces + rest  # may still become a marker: wait for more text
+            if not final and size - i <= _MAX_MARKER_CHARS and _MARKER_PREFIX_RE.match(buf, i):
+                lead, pos = spaces, i  # may still become a marker: wait for more text
                 break
             out.append(spaces + "[")
-            buf = rest[1:]
-        self._pending = buf
+            pos = i + 1
+        self._pending = lead + buf[pos:]
         return "".join(out)
 
 

