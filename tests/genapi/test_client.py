@@ -383,7 +383,7 @@ def test_get_client_is_cached_and_resettable(monkeypatch, standin):
 def test_pool_is_rebuilt_after_fork(client, monkeypatch):
     client.models_list()
     http_before, _ = client._state()
-    import genapi.client as mod
+    import genapi.transport as mod
 
     monkeypatch.setattr(mod.os, "getpid", lambda: -42)
     http_after, _ = client._state()
