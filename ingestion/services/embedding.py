@@ -6,7 +6,7 @@ request and its checks are the same for every stored vector.
 
 from __future__ import annotations
 
-from genapi import BadResponseError, get_client
+from genapi.embeddings import texts_embed as genapi_texts_embed
 from ingestion.models import EmbeddingSpace
 
 # Inputs per embeddings call; the pipeline moves progress counters after each.
@@ -15,18 +15,10 @@ EMBED_BATCH_SIZE = 256
 
 def texts_embed(space: EmbeddingSpace, inputs: list[str]) -> list[list[float]]:
     """One vector per input, in `space`'s model and size (a wrong size is the provider's error)."""
-    # base64: a quarter of the bytes of a JSON float list and far cheaper to decode (the client
-    # accepts floats too, for servers that ignore the option).
-    result = get_client().embeddings_create(
-        space.model,
+    # genapi's one embedding function: the same request and checks as search's query embedding.
+    return genapi_texts_embed(
         inputs,
+        model=space.model,
         dimensions=space.dimensions if space.send_dimensions else None,
-        encoding_format="base64",
-    )
-    for vector in result.vectors:
-        if len(vector) != space.dimensions:
-            raise BadResponseError(
-                f"The model {space.model} returned {len(vector)} dimensions; "
-                f"its space has {space.dimensions}."
-            )
-    return result.vectors
+        expect_dimensions=space.dimensions,
+    ).vectors
