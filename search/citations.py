@@ -15,8 +15,9 @@ from search.types import Citation, Passage
 SNIPPET_CHARS = 280
 _MAX_MARKER_CHARS = 40
 MARKER_RE = re.compile(r"\[\s*(\d{1,4}(?:\s*[,;]\s*\d{1,4})*)\s*\]")
-# What a marker can look like before its closing bracket has arrived.
-_MARKER_PREFIX_RE = re.compile(r"\[\s*(?:\d{1,4}(?:\s*[,;]\s*(?:\d{1,4})?)*)?\s*\Z")
+# What a marker can look like before its closing bracket has arrived. Spaces only ever follow a token, so
+# there is one way to match (`\s*[,;]\s*` inside a repeat backtracked exponentially on "[1, , , ,x").
+_MARKER_PREFIX_RE = re.compile(r"\[\s*(?:\d{1,4}\s*(?:[,;]\s*(?:\d{1,4}\s*)?)*)?\Z")
 
 
 class CitationFilter:

@@ -324,3 +324,15 @@ def test_planted_image_never_reaches_an_answer(space, genapi, client, settings):
             for choice in json.loads(line[len("data: ") :]).get("choices") or []:
                 text += (choice.get("delta") or {}).get("content") or ""
     clean(text)
+
+
+def test_a_marker_still_arriving_is_recognised_in_linear_time():
+    # "[1" then many ", " waits for its "]"; the same with an "x" after it is text at once.
+    def make(n: int) -> str:
+        return "[1" + ", " * (n // 2)
+
+    flt = CitationFilter(3)
+    assert flt.feed("see [1, ") == "see" and flt.feed("2]") == " [1, 2]"
+    assert CitationFilter(3).feed(make(8) + "x") == make(8) + "x"
+    # Both sizes stay within the 40 characters a marker may take (longer ones are text without a look).
+    assert _growth(lambda t: CitationFilter(3).feed(t + "x"), make, small=8) < 10
