@@ -1,44 +1,37 @@
-"""The knowledge-base page, the document viewer, the file download and the login/logout pages.
+"""The knowledge-base page, the document viewer, a cited passage in context, the file download and the
+login/logout pages.
 
-The page itself is static HTML plus `static/search/app.js`; everything it shows comes from the JSON/SSE
-API (`/api/ask`, `/api/documents/{id}/chunks/{chunk_id}`) so the page and other clients see the same
-answers and the same permission decisions.
+The search page is static HTML plus the ES modules in `static/search/`; answers and passages come from the
+JSON/SSE API (`POST /api/ask`) so the page and other clients see the same answers. Text the page shows as
+it is (a document, a cited passage with its neighbours) is rendered here, reflowed and highlighted by
+`search.page_text`, so the browser repeats none of those rules. Every read goes through
+`accounts.selectors`, the same permission decisions as the API.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
-import re
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-from accounts.selectors import collections_readable, document_get_readable_or_404
+from accounts.forms import RateLimitedAuthenticationForm
+from accounts.selectors import chunk_get_readable_or_404, collections_readable, document_get_readable_or_404
 from ingestion.models import Document
+from search.page_text import MAX_HIGHLIGHT_QUERY_CHARS, text_highlight, text_reflow
 
-try:  # The accounts engineer's form adds login throttling; Django's form is the fallback.
-    from accounts.forms import RateLimitedAuthenticationForm as LoginForm
-except ImportError:  # pragma: no cover - depends on what the accounts app ships
-    from django.contrib.auth.forms import AuthenticationForm as LoginForm
-
-
-# A single newline followed by anything but a heading, quote, list item or table row is source wrapping.
-_SOFT_BREAK = re.compile(r"(?<=[^\n])\n(?![\n#>*\-+|]|\s*\d+[.)]\s)")
-
-
-def text_reflow(text: str) -> str:
-    """Join lines the source wrapped, keeping paragraphs and list/heading lines (same rule as app.js)."""
-    return _SOFT_BREAK.sub(" ", text)
+# Passages shown on each side of a cited one when it opens in place on the search page.
+CONTEXT_PASSAGES = 2
 
 
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
-    authentication_form = LoginForm
+    authentication_form = RateLimitedAuthenticationForm
     redirect_authenticated_user = True
 
 
@@ -77,6 +70,38 @@ def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
             "chunks": chunks,
             "cited_chunk_id": cited_chunk_id,
             "has_download": bool(document.file) or bool(document.text),
+        },
+    )
+
+
+@require_GET
+def passage_context(request: HttpRequest, document_id: int, chunk_id: int) -> HttpResponse:
+    """An HTML fragment for the search page: the cited passage, the question's words marked, between its
+    neighbours. Fetched by script, so a signed-out caller gets 401 rather than the login page."""
+    if not request.user.is_authenticated:
+        return HttpResponse("Sign in again.", status=401, content_type="text/plain; charset=utf-8")
+    query = request.GET.get("q", "")
+    if len(query) > MAX_HIGHLIGHT_QUERY_CHARS:
+        return HttpResponseBadRequest("The query is too long.", content_type="text/plain; charset=utf-8")
+    cited = chunk_get_readable_or_404(chunk_id, request.user, document_id=document_id)
+    around = list(
+        cited.document.chunks.filter(
+            ordinal__gte=cited.ordinal - CONTEXT_PASSAGES, ordinal__lte=cited.ordinal + CONTEXT_PASSAGES
+        )
+        .exclude(pk=cited.pk)
+        .only("id", "ordinal", "text")
+        .order_by("ordinal")
+    )
+    for chunk in around:
+        chunk.display_text = text_reflow(chunk.text)
+    return render(
+        request,
+        "search/_passage_context.html",
+        {
+            "cited": cited,
+            "segments": text_highlight(text_reflow(cited.text), query),
+            "before": [c for c in around if c.ordinal < cited.ordinal],
+            "after": [c for c in around if c.ordinal > cited.ordinal],
         },
     )
 

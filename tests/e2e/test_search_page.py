@@ -8,6 +8,7 @@ import re
 import pytest
 
 from ingestion.models import Chunk
+from search.page_text import text_reflow
 from tests.e2e.knowledge_base import PASSWORD, knowledge_base_build
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -47,8 +48,20 @@ def ask(page, question: str, collection: str | None = None) -> None:
     page.wait_for_selector("#ask-form[data-state='done'], #ask-form[data-state='message']")
 
 
-def test_ask_streams_the_answer_and_opens_each_citation(page, live_server, kb):
+@pytest.fixture
+def page_problems(page):
+    """Console errors, uncaught exceptions and Content-Security-Policy violations of the page."""
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def test_ask_streams_the_answer_and_opens_each_citation(page, live_server, kb, page_problems):
     sign_in(page, live_server, "reader")
+    scripts = page.locator("script")
+    assert scripts.count() == 1 and scripts.first.get_attribute("type") == "module"
+    assert scripts.first.get_attribute("src").startswith("/static/search/")
     options = page.locator("#collection option").all_inner_texts()
     assert "Handbook" in options and "Security" in options and "Board" not in options
 
@@ -76,7 +89,9 @@ def test_ask_streams_the_answer_and_opens_each_citation(page, live_server, kb):
     cited.wait_for()
     chunk = Chunk.objects.get(pk=int(cited.get_attribute("data-chunk-id")))
     assert chunk.document_id == kb.handbook.pk
-    assert " ".join(cited.inner_text().split()) == " ".join(chunk.text.split())
+    # As the server reflowed it, with the question's words marked (server-side, as full text stems them).
+    assert cited.text_content() == text_reflow(chunk.text)
+    assert {w.lower() for w in cited.locator("mark.hit").all_inner_texts()} & {"annual", "leave", "days"}
     assert "Employee handbook" in panel.locator("#passage-title").inner_text()
     assert panel.locator(".passage-text--context").count() >= 1  # neighbours around it
     assert first.get_attribute("aria-expanded") == "true"
@@ -107,6 +122,37 @@ def test_ask_streams_the_answer_and_opens_each_citation(page, live_server, kb):
     assert response.status == 200
     assert response.headers["content-disposition"].startswith("attachment")
     assert "twenty-five days of annual leave" in response.text()
+    assert page_problems == []
+
+
+def test_a_shared_link_asks_its_question_again(page, live_server, kb):
+    sign_in(page, live_server, "reader")
+    page.goto(f"{live_server.url}/?q=How+often+are+signing+keys+rotated%3F&collection=security")
+    page.wait_for_selector("#ask-form[data-state='done']")
+    assert page.get_by_label("Collection").input_value() == "security"
+    assert page.get_by_label("Question").input_value() == "How often are signing keys rotated?"
+    assert "Security guide" in page.locator("#results").inner_text()
+    assert "Employee handbook" not in page.locator("#results").inner_text()
+
+
+def test_a_passage_no_longer_readable_says_so_and_keeps_the_cited_text(page, live_server, kb):
+    sign_in(page, live_server, "reader")
+    ask(page, "How many days of annual leave does a full-time employee receive?", "Handbook")
+    kb.handbook_collection.reader_users.remove(kb.reader)
+    page.locator("#answer button.cite").first.click()
+    body = page.locator("#passage-body")
+    body.locator(".field-error").wait_for()
+    assert "no longer available" in body.inner_text()
+    assert "annual leave" in body.locator(".passage-text--fallback").inner_text()
+
+
+def test_signed_out_message_when_the_session_ended(page, live_server, kb, browser_context):
+    sign_in(page, live_server, "reader")
+    browser_context.clear_cookies()
+    ask(page, "How many days of annual leave?", "Handbook")
+    message = page.locator("#message")
+    assert message.get_attribute("data-kind") == "signed-out"
+    assert message.get_by_role("link", name="Sign in").get_attribute("href").startswith("/login/?next=")
 
 
 def test_nothing_found_message(page, live_server, kb, settings):

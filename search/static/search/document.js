@@ -1,8 +1,6 @@
 /* Document viewer: bring the cited passage (?chunk=ID) into view and give it focus for screen readers. */
-(function () {
-  "use strict";
-  const cited = document.querySelector(".passage--cited");
-  if (!cited) return;
+const cited = document.querySelector(".passage--cited");
+if (cited) {
   cited.scrollIntoView({ block: "center" });
   cited.focus({ preventScroll: true });
-})();
+}
