@@ -24,6 +24,9 @@ _SOFT_BREAK = re.compile(r"(?<=[^\n])\n(?![\n#>*\-+|]|[ \t]*\d+[.)]\s)")
 _HIT_START, _HIT_STOP = "\ue000", "\ue001"
 _HIT_SPLIT = re.compile(f"({_HIT_START}[^{_HIT_START}{_HIT_STOP}]*{_HIT_STOP})")
 MAX_HIGHLIGHT_QUERY_CHARS = 4000
+# ts_headline compares every word of the text with every query word: a cap on the query's distinct words
+# keeps the cost linear in the text whatever the question.
+MAX_HIGHLIGHT_QUERY_WORDS = 64
 
 
 def text_reflow(text: str) -> str:
@@ -51,13 +54,14 @@ def text_highlight(text: str, query: str) -> list[Segment]:
     sql = f"""
         WITH q AS (
             SELECT (SELECT COALESCE(string_agg(quote_literal(lexeme), ' | '), '')
-                    FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s)))::tsquery AS query
+                    FROM (SELECT lexeme FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s)) LIMIT %s) words
+                   )::tsquery AS query
         )
         SELECT ts_headline('{FULLTEXT_CONFIG}', %s, q.query, %s) FROM q
     """  # noqa: S608 - FULLTEXT_CONFIG is a constant; the texts are parameters
     options = f"HighlightAll=true, StartSel={_HIT_START}, StopSel={_HIT_STOP}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [query[:MAX_HIGHLIGHT_QUERY_CHARS], text, options])
+        cursor.execute(sql, [query[:MAX_HIGHLIGHT_QUERY_CHARS], MAX_HIGHLIGHT_QUERY_WORDS, text, options])
         marked = cursor.fetchone()[0]
     # ts_headline keeps every character of the input; if a future version did not, show the text plain.
     if marked is None or marked.replace(_HIT_START, "").replace(_HIT_STOP, "") != text:

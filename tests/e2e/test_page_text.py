@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from ingestion.models import Collection, Document
-from search.page_text import Segment, text_highlight, text_reflow
+from search.page_text import MAX_HIGHLIGHT_QUERY_WORDS, Segment, text_highlight, text_reflow
 
 MIN_SAMPLE_SECONDS = 0.02
 ROUNDS = 7
@@ -86,6 +86,18 @@ def test_highlight_marks_the_words_the_full_text_search_matches():
     assert [s.text for s in segments if s.hit] == ["Embedded", "keys", "embedding", "key"]
     assert text_highlight(text, "") == [Segment(text)]
     assert text_highlight(text, "zebra") == [Segment(text)]
+    assert text_highlight(text, "the of a") == [Segment(text)]  # stop words only
+
+
+@pytest.mark.django_db
+def test_highlight_looks_at_a_bounded_number_of_query_words():
+    """ts_headline compares every text word with every query word; past the cap, words are ignored
+    (the alphabetically first lexemes are kept), so a huge question cannot multiply the cost."""
+    filler = [f"a{i:03d}z" for i in range(MAX_HIGHLIGHT_QUERY_WORDS)]  # distinct, sorted before "leav"
+    assert [s.text for s in text_highlight("annual leave", " ".join(filler[:-1] + ["leave"])) if s.hit] == [
+        "leave"
+    ]
+    assert [s.text for s in text_highlight("annual leave", " ".join(filler + ["leave"])) if s.hit] == []
 
 
 @pytest.fixture
