@@ -4,16 +4,15 @@ page's Content-Security-Policy): what each makes of the payloads the API documen
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 
-from tests.e2e.knowledge_base import PASSWORD
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def search_page(page, live_server):
-    User.objects.create_user("reader", password=PASSWORD)
+    UserFactory(username="reader", password=PASSWORD)
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Username").fill("reader")
     page.get_by_label("Password").fill(PASSWORD)

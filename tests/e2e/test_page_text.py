@@ -11,10 +11,9 @@ import time
 import timeit
 
 import pytest
-from django.contrib.auth.models import User
 
-from ingestion.models import Collection, Document
 from search.page_text import MAX_HIGHLIGHT_QUERY_WORDS, Segment, text_highlight, text_reflow
+from tests.factories import CollectionFactory, DocumentFactory, UserFactory
 
 MIN_SAMPLE_SECONDS = 0.02
 ROUNDS = 7
@@ -101,20 +100,23 @@ def test_highlight_looks_at_a_bounded_number_of_query_words():
 
 
 @pytest.fixture
-def passages(db, client, settings):
+def passages(db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    reader = User.objects.create_user("reader", password="pw")
-    User.objects.create_user("stranger", password="pw")
-    collection = Collection.objects.create(name="Handbook", slug="handbook")
-    collection.reader_users.add(reader)
-    document = Document.objects.create(collection=collection, title="Leave", content_sha256="a" * 64)
-    texts = ["Far before.", "Just before,\nwrapped.", "Annual leave is\ntwenty-five <days>.", "Just after."]
-    texts += ["x", "y"]
-    chunks = [
-        document.chunks.create(ordinal=i, text=text, char_start=0, char_end=1, content_sha256=str(i))
-        for i, text in enumerate(texts)
-    ]
-    return document, chunks
+    reader = UserFactory(username="reader", password="pw")
+    UserFactory(username="stranger", password="pw")
+    collection = CollectionFactory(reader_users=[reader])
+    document = DocumentFactory(
+        collection=collection,
+        passages=[
+            "Far before.",
+            "Just before,\nwrapped.",
+            "Annual leave is\ntwenty-five <days>.",
+            "Just after.",
+            "x",
+            "y",
+        ],
+    )
+    return document, list(document.chunks.order_by("ordinal"))
 
 
 def test_passage_fragment_marks_the_cited_passage_between_its_neighbours(client, passages):
