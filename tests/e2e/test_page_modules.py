@@ -3,16 +3,18 @@ page's Content-Security-Policy): what each makes of the payloads the API documen
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, CollectionFactory, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def search_page(page, live_server):
-    UserFactory(username="reader", password=PASSWORD)
+    CollectionFactory(reader_users=[UserFactory(username="reader", password=PASSWORD)])
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Username").fill("reader")
     page.get_by_label("Password").fill(PASSWORD)
@@ -126,3 +128,59 @@ def test_messages_map_statuses_and_stream_codes(search_page):
         ],
         "codes": ["rate-limited", "provider-down", "provider-down", "error"],
     }
+
+
+def _ask(page, question: str = "How many days of annual leave?") -> None:
+    page.get_by_label("Question").fill(question)
+    page.get_by_label("Question").press("Enter")
+    page.wait_for_selector("#ask-form[data-state='done'], #ask-form[data-state='message']")
+
+
+SOURCES = {
+    "passages": [
+        {
+            "n": 1, "chunk_id": 5, "document_id": 2, "collection_id": 1, "title": "Leave",
+            "text": "Annual leave.", "page": None, "char_start": 0, "char_end": 13, "ordinal": 0,
+            "heading_path": "", "metadata": {},
+            "mime_type": "text/plain", "score": 1.0, "fused_score": 1.0, "vector_rank": 1, "fulltext_rank": 1,
+            "rerank_score": None, "highlights": ["<mark>Annual</mark> leave."], "url": "/documents/2?chunk=5",
+        }
+    ],
+    "reranked": False,
+    "search_query": "annual leave",
+}  # fmt: skip
+
+
+def test_a_stream_cut_before_done_keeps_the_answer_and_says_it_was_interrupted(search_page):
+    body = (
+        f"event: sources\ndata: {json.dumps(SOURCES)}\n\n"
+        'event: delta\ndata: {"text": "Twenty-five days [1]"}\n\n'
+    )
+    search_page.route(
+        "**/api/ask", lambda route: route.fulfill(status=200, content_type="text/event-stream", body=body)
+    )
+    _ask(search_page)
+    message = search_page.locator("#message")
+    assert message.get_attribute("data-kind") == "provider-down"
+    assert "interrupted" in message.inner_text()
+    assert search_page.locator("#answer").inner_text() == "Twenty-five days [1]"
+    assert search_page.locator("#answer button.cite").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind", "text"),
+    [
+        (429, "throttled", "rate-limited", "Too many questions"),
+        (502, "provider_error", "provider-down", "unavailable"),
+        (400, "invalid", "invalid", "The request is invalid."),
+        (500, "error", "error", "Something went wrong"),
+    ],
+)
+def test_http_errors_of_ask_show_their_message(search_page, status, code, kind, text):
+    error = {"error": {"code": code, "message": "The request is invalid." if status == 400 else "x"}}
+    search_page.route("**/api/ask", lambda route: route.fulfill(status=status, json=error))
+    _ask(search_page)
+    message = search_page.locator("#message")
+    assert message.get_attribute("data-kind") == kind
+    assert text in message.inner_text()
+    assert search_page.locator("#answer-section").is_hidden()

@@ -5,6 +5,8 @@
  * rendered on its own and appended; nothing already shown is redrawn (a focused citation keeps focus). */
 import { el } from "./dom.js";
 
+// Linear on any text: every repetition starts with ", ", so a failed match backtracks through its own
+// run once and never tries another split of it.
 const MARKER = /\[(\d+(?:, \d+)*)\]/g;
 
 /* Appends one delta's text to `container`; `passages` maps n to the numbered passage it cites. */
