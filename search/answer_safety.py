@@ -18,6 +18,7 @@ completes: the streamed text equals the sanitised whole text, however it is spli
 
 from __future__ import annotations
 
+import html
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ _BARE_URL_RE = re.compile(r"(?i)(?<![a-z0-9+.-])(?:[a-z][a-z0-9+.-]{0,31}:[/\\]{
 _URL_END_RE = re.compile(r"[<>\"'`]")
 _TRAILING_PUNCTUATION = ".,:;!?)]*_~'\""
 _WHITESPACE_RE = re.compile(r"\s")
+_ESCAPED_RE = re.compile(r"\\([!-/:-@\[-`{-~])")  # CommonMark's backslash-escapable ASCII punctuation
 _TEXT, _AFTER_LABEL, _DEST, _TAG = range(4)
 
 
@@ -48,8 +50,26 @@ def _host_of(rest: str) -> str:
     return host.split(":", 1)[0].rstrip(".")
 
 
+def _unescape_variants(text: str) -> set[str]:
+    """`text` as a markdown renderer may read it: backslash escapes and HTML entities (`&#104;ttps`,
+    `https\\://`) resolved, in either order."""
+    unslashed = _ESCAPED_RE.sub(r"\1", text)
+    return {
+        text,
+        unslashed,
+        html.unescape(text),
+        html.unescape(unslashed),
+        _ESCAPED_RE.sub(r"\1", html.unescape(text)),
+    }
+
+
 def url_allowed(url: str, allowed_hosts: Iterable[str]) -> bool:
-    """Relative URLs, and http(s) URLs to an allowed host; nothing else (no other scheme, no other host)."""
+    """Relative URLs, and http(s) URLs to an allowed host; nothing else (no other scheme, no other host).
+    Every way a renderer may unescape the URL must be allowed."""
+    return all(_url_allowed_plain(variant, allowed_hosts) for variant in _unescape_variants(url))
+
+
+def _url_allowed_plain(url: str, allowed_hosts: Iterable[str]) -> bool:
     # Browsers drop ASCII whitespace and control characters inside URLs before parsing them.
     url = "".join(ch for ch in url.strip().strip("<>") if ch > " ").lower()
     if url.startswith(("//", "\\\\", "/\\", "\\/")):
@@ -241,6 +261,15 @@ class _BareUrls:
         self.length = 0
 
     def _scrub(self, word: str) -> str:
+        if "&" in word or "\\" in word:
+            # An escaped URL (`https&#58;//...`) is a URL once rendered: judge every unescaped reading,
+            # and drop the whole word when one of them holds a URL that is not allowed.
+            for variant in _unescape_variants(word):
+                if variant != word and self._scrub_plain(variant) != variant:
+                    return ""
+        return self._scrub_plain(word)
+
+    def _scrub_plain(self, word: str) -> str:
         parts, pos = [], 0
         for match in _BARE_URL_RE.finditer(word):
             if match.start() < pos:

@@ -260,6 +260,10 @@ SANITISE_CASES = [
     ('[t](https://evil.example/x "title") [u](<https://evil.example/a b>) [v](https://ok.example/a_(b))',
      "t u [v](https://ok.example/a_(b))"),
     ("cut short ![x](https://evil.example/?q=", "cut short "),
+    # Renderers resolve backslash escapes and entities in destinations and text: so does the check.
+    ("a ![x](&#104;ttps://evil.example/) ![y](https\\://e.example/) [z](https&#58;//e.example)", "a   z"),
+    ("bare https&#58;//evil.example/?q=1 and https://ok.example/?a=1&amp;b=2 kept",
+     "bare  and https://ok.example/?a=1&amp;b=2 kept"),
     ("cite [1][2] and [3]: yes, a < b and c > d ! [ unclosed", None),
 ]  # fmt: skip
 
