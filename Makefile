@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test test-fast lint format browser minilm clean
+.PHONY: install run test test-fast test-production-path lint format browser minilm clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ browser:
 	      || echo "WARNING: could not install chromium; browser tests will be skipped"; \
 	  else echo "WARNING: chromium missing and cannot be installed; browser tests will be skipped"; fi; }
 
+# The whole suite on the embedded defaults, then the database and broker tests again on the production
+# path: a separately started PostgreSQL over TCP and Redis as the broker (.ci/production_path.py).
 test: $(STAMP) browser
 	$(PY) -m pytest
+	$(PY) .ci/production_path.py
+
+test-production-path: $(STAMP)
+	$(PY) .ci/production_path.py
 
 # Everything except the slow end-to-end tests, for quick local iterations.
 test-fast: $(STAMP)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "data" / "scifact"
+# The SciFact subset shipped with the project; BENCH_DATASET (or --dataset) names a full BEIR folder.
+DEFAULT_DATASET = Path(os.environ.get("BENCH_DATASET") or REPO_ROOT / "benchmarks" / "data" / "scifact-mini")
 # The stand-in's small model: 384 dimensions, hash engine unless GENAPI_LOCAL_EMBEDDINGS says otherwise.
 BENCH_EMBEDDING_MODEL = "all-minilm-l6-v2"
 BENCH_DIMENSIONS = 384
@@ -103,7 +104,9 @@ def write_json(path: str | None, payload: dict[str, Any]) -> None:
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
-        "--dataset", default=str(DEFAULT_DATASET), help="BEIR folder (default: shared SciFact)"
+        "--dataset",
+        default=str(DEFAULT_DATASET),
+        help="BEIR folder (default: BENCH_DATASET, else the shipped mini set)",
     )
     parser.add_argument(
         "--sample", type=int, default=None, help="only the first N corpus documents (smoke runs)"

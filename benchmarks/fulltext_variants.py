@@ -11,7 +11,7 @@ Variants:
 - `hybrid_or_rank`, `hybrid_bm25`: reciprocal-rank fusion (k 60) of the active space's vector top 100 with
   `or_rank` / `bm25` (needs the stand-in that embedded the collection: GENAPI_BASE_URL).
 
-    RAG_DATA_DIR=... python -m benchmarks.fulltext_variants --dataset ../shared/data/scifact
+    RAG_DATA_DIR=... python -m benchmarks.fulltext_variants --dataset PATH/TO/scifact
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
-    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
@@ -367,6 +366,16 @@ class PassageApi(APIView):
     throttle_classes = [ApiKeyRateThrottle]
     throttle_scope = "search"
 
+    class FilterSerializer(serializers.Serializer):
+        """The query parameters."""
+
+        before = serializers.IntegerField(
+            min_value=0, max_value=10, default=2, help_text="Passages before (0-10, default 2)."
+        )
+        after = serializers.IntegerField(
+            min_value=0, max_value=10, default=2, help_text="Passages after (0-10, default 2)."
+        )
+
     @extend_schema_serializer(component_name="PassageWithNeighbours")
     class OutputSerializer(serializers.Serializer):
         passage = PassageSerializer()
@@ -378,28 +387,17 @@ class PassageApi(APIView):
         summary="A passage with its neighbours",
         description="The passage a citation points at, with the passages around it. 404 when it does not "
         "exist or the caller may not read it.",
-        parameters=[
-            OpenApiParameter("before", int, description="Passages before (0-10, default 2)."),
-            OpenApiParameter("after", int, description="Passages after (0-10, default 2)."),
-        ],
+        parameters=[FilterSerializer],
         responses={200: OutputSerializer, **_errors(400, 401, 403, 404, 429)},
     )
     def get(self, request, document_id: int, chunk_id: int):
-        before = self._count(request, "before")
-        after = self._count(request, "after")
+        # An empty value (`?before=`) means the default, as a missing one does.
+        params = {name: value for name, value in request.query_params.items() if value != ""}
+        filters = self.FilterSerializer(data=params)
+        filters.is_valid(raise_exception=True)
+        before, after = filters.validated_data["before"], filters.validated_data["after"]
         readable = _collection_ids(request, None)
         context = passage_with_neighbours(chunk_id, readable, before, after, document_id=document_id)
         if context is None:
             raise exceptions.NotFound("No such passage.")
         return Response(self.OutputSerializer(context.as_dict()).data)
-
-    @staticmethod
-    def _count(request, name: str) -> int:
-        field = serializers.IntegerField(min_value=0, max_value=10)
-        raw = request.query_params.get(name)
-        if raw in (None, ""):
-            return 2
-        try:
-            return field.run_validation(raw)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({name: exc.detail}) from exc

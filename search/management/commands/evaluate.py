@@ -32,7 +32,7 @@ class Command(BaseCommand):
     help = "Evaluate retrieval on a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--dataset", required=True, help="BEIR folder, e.g. ../shared/data/scifact")
+        parser.add_argument("--dataset", required=True, help="BEIR folder, e.g. benchmarks/data/scifact-mini")
         parser.add_argument("--split", default="test")
         parser.add_argument("--mode", choices=("vector", "fulltext", "hybrid"), default="hybrid")
         parser.add_argument(
