@@ -72,6 +72,8 @@ def throwaway_redis():
 def test_readyz_says_so_when_the_broker_stops(client, genapi_local, throwaway_redis, monkeypatch):
     process, url = throwaway_redis
     monkeypatch.setattr(celery_app.conf, "broker_url", url)
+    # Celery prefers the CELERY_BROKER_URL variable to its configuration (set on the production path).
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
     up = client.get("/readyz").json()
     assert up["checks"]["broker"]["ok"] is True, up
     process.terminate()
