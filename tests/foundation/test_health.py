@@ -103,7 +103,7 @@ def test_the_stand_in_serves_every_default_model(tmp_path):
     import os
     import sys
 
-    from genapi.local.engines import models_list
+    from genapi.local.catalogue import models_list
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENAPI_")}
     probe = (
