@@ -58,3 +58,18 @@ class ApiKey(models.Model):
             and (self.expires_at is None or self.expires_at > now)
             and self.user.is_active
         )
+
+
+class LoginAttemptCount(models.Model):
+    """Sign-in attempts counted under one key (a username from an address, or an address) in a window.
+
+    A database row rather than a cache entry: it is incremented by one atomic upsert before the password
+    is checked, so parallel attempts cannot all pass the limit (the database cache's incr is a get+set).
+    """
+
+    key = models.CharField(max_length=100, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

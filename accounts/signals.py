@@ -1,21 +1,15 @@
-"""Receivers: sign-in failure counting, and keeping narrowed API keys narrowed."""
+"""Receivers: clearing sign-in failures on success (the backend counts them), and keeping narrowed API
+keys narrowed."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import m2m_changed, pre_delete
 from django.dispatch import receiver
 
-from accounts.login_limits import login_failure_record, login_failures_reset
+from accounts.login_limits import login_failures_reset
 from accounts.models import ApiKey
 from ingestion.models import Collection
-
-
-@receiver(user_login_failed, dispatch_uid="accounts.login_failed")
-def on_login_failed(sender, credentials, request=None, **kwargs):
-    username = credentials.get("username", credentials.get(get_user_model().USERNAME_FIELD))
-    login_failure_record(request, username)
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.logged_in")

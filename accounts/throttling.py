@@ -7,6 +7,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 
 from accounts.permissions import request_api_key
+from rag_project.security import request_client_ip
 
 
 class ApiKeyRateThrottle(ScopedRateThrottle):
@@ -32,6 +33,11 @@ class ApiKeyRateThrottle(ScopedRateThrottle):
         self.num_requests, self.duration = self.parse_rate(self.rate)
         # SimpleRateThrottle's check (no rate: allowed); ScopedRateThrottle's own would redo the lookup.
         return SimpleRateThrottle.allow_request(self, request, view)
+
+    def get_ident(self, request):
+        # DRF's own get_ident believes any X-Forwarded-For unless NUM_PROXIES is set: a client could pick
+        # a fresh address per request. Only trusted proxies' headers count (RAG_TRUSTED_PROXIES).
+        return request_client_ip(request)
 
     def get_cache_key(self, request, view) -> str:
         api_key = request_api_key(request)

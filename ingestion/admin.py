@@ -123,13 +123,17 @@ class DocumentAdmin(admin.ModelAdmin):
     def short_error(self, obj):
         return (obj.error[:120] + "…") if len(obj.error) > 120 else obj.error
 
-    @admin.action(description="Re-ingest selected documents")
+    # Every action declares the permission it needs: Django then hides it from, and refuses it to, staff
+    # without that permission (a view-only account sees the list, not the buttons).
+    @admin.action(description="Re-ingest selected documents", permissions=["change"])
     def reingest_selected(self, request, queryset):
         for document in queryset:
             document_reingest(document)
         self.message_user(request, f"{queryset.count()} document(s) queued for ingestion.")
 
-    @admin.action(description="Delete selected documents (with their passages and vectors)")
+    @admin.action(
+        description="Delete selected documents (with their passages and vectors)", permissions=["delete"]
+    )
     def delete_with_chunks(self, request, queryset):
         count = 0
         for document in queryset:
@@ -146,8 +150,13 @@ class DocumentAdmin(admin.ModelAdmin):
         ]
         return custom + super().get_urls()
 
+    def has_upload_permission(self, request) -> bool:
+        # The plain add form is hidden (has_add_permission), but uploading is adding documents.
+        opts = self.model._meta
+        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
+
     def upload_view(self, request):
-        if not self.has_change_permission(request):
+        if not self.has_upload_permission(request):
             messages.error(request, "You may not upload documents.")
             return redirect("admin:index")
         form = DocumentUploadForm(request.POST or None, request.FILES or None, user=request.user)
@@ -223,7 +232,14 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
     def vector_count(self, obj):
         return obj.embeddings.count()
 
-    @admin.action(description="Re-embed every passage with this model (builds a new space, then switches)")
+    def has_reembed_permission(self, request) -> bool:
+        # Re-embedding rebuilds every vector of every collection: superusers only, like the re-embed form.
+        return request.user.is_active and request.user.is_superuser
+
+    @admin.action(
+        description="Re-embed every passage with this model (builds a new space, then switches)",
+        permissions=["reembed"],
+    )
     def reembed_with_this_model(self, request, queryset):
         for space in queryset[:1]:
             self._start(request, space.model, space.dimensions if space.send_dimensions else None)
@@ -251,7 +267,7 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
     def reembed_view(self, request):
-        if not request.user.is_superuser:
+        if not self.has_reembed_permission(request):
             messages.error(request, "Only superusers can change the embedding model.")
             return redirect("admin:index")
         form = ReembedForm(request.POST or None)

@@ -1,14 +1,17 @@
-"""Security plumbing shared by every app: the Content-Security-Policy header, the request-size limit and
-log redaction."""
+"""Security plumbing shared by every app: the Content-Security-Policy header, the request-size limit, the
+client address behind trusted proxies and log redaction."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import os
 import re
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import JsonResponse
 
 # The page ships no inline scripts or styles and loads nothing from elsewhere, so the policy can be
@@ -114,6 +117,60 @@ class RequestSizeLimitMiddleware:
 
     async def __acall__(self, request):
         return self._refusal(request) or await self.get_response(request)
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# A forwarded chain longer than this is not walked further (a client can prepend any number of hops).
+MAX_FORWARDED_HOPS = 20
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip())
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"RAG_TRUSTED_PROXIES: {exc} (expected addresses or CIDR ranges)") from exc
+
+
+def trusted_proxy_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`settings.RAG_TRUSTED_PROXIES`: the reverse proxies whose X-Forwarded-For is believed."""
+    configured = getattr(settings, "RAG_TRUSTED_PROXIES", None) or ()
+    if isinstance(configured, str):
+        configured = configured.split(",")
+    return _networks(tuple(configured))
+
+
+def _address(value: str) -> IPAddress | None:
+    value = value.strip()
+    if value.startswith("[") and "]" in value:  # [v6]:port
+        value = value[1 : value.index("]")]
+    elif value.count(":") == 1:  # v4:port
+        value = value.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def request_client_ip(request) -> str:
+    """The client's address: REMOTE_ADDR, or, when that is a trusted proxy, the nearest X-Forwarded-For
+    hop that is not one. Hops added by the client itself (left of the first untrusted one) are ignored,
+    so a spoofed header cannot choose the address that rate limits count against."""
+    meta = getattr(request, "META", {}) or {}
+    remote = meta.get("REMOTE_ADDR", "") or "unknown"
+    networks = trusted_proxy_networks()
+    peer = _address(remote)
+    if not networks or peer is None or not any(peer in network for network in networks):
+        return remote
+    hops = (meta.get("HTTP_X_FORWARDED_FOR") or "").split(",")[-MAX_FORWARDED_HOPS:]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # garbage from a client: the last proxy's own address is the best we know
+        if not any(address in network for network in networks):
+            return str(address)
+        remote = str(address)
+    return remote
 
 
 REDACTED = "[REDACTED]"

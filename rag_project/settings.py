@@ -187,6 +187,8 @@ AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]
 RAG_LOGIN_MAX_FAILURES = env.int("RAG_LOGIN_MAX_FAILURES", default=5)
 RAG_LOGIN_MAX_FAILURES_PER_IP = env.int("RAG_LOGIN_MAX_FAILURES_PER_IP", default=50)
 RAG_LOGIN_FAILURE_WINDOW_SECONDS = env.int("RAG_LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+# Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client; empty: REMOTE_ADDR.
+RAG_TRUSTED_PROXIES = [entry.strip() for entry in env.list("RAG_TRUSTED_PROXIES", default=[]) if entry.strip()]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -221,6 +223,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "EXCEPTION_HANDLER": "rag_project.api_errors.api_exception_handler",
+    # JSON bodies are bounded (depth, NUL/surrogates, non-finite numbers): malformed input is a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "rag_project.json_input.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiKeyRateThrottle"],
     # Per API key (or user) request rates; counted in the shared cache below.
     "DEFAULT_THROTTLE_RATES": {

@@ -31,6 +31,16 @@ from accounts.permissions import request_has_scope
 from accounts.selectors import collections_readable
 from ingestion.models import Collection
 from search import services
+from search.apis import MAX_QUESTION_CHARS
+
+# The same bounds as /api/ask: a question of at most MAX_QUESTION_CHARS, earlier turns of at most
+# MAX_TURN_CHARS, and the last MAX_HISTORY_TURNS turns passed on (clients resend the whole conversation,
+# so older turns are dropped rather than refused; their size is still bounded by the message limits).
+MAX_MESSAGES = 200
+MAX_MESSAGE_CHARS = MAX_TURN_CHARS = 20_000
+MAX_CONTENT_PARTS = 50
+MAX_HISTORY_TURNS = 20
+MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 MODEL_ALL = "citable"
 MODEL_PREFIX = "citable-"
@@ -188,14 +198,33 @@ def resolve_model(model_id: str, readable: list[Collection]) -> list[Collection]
 # ---- chat completions ----------------------------------------------------------------------------------
 
 
+class MessageSerializer(serializers.Serializer):
+    """One chat message: its role and its text (a string, or a list of parts of which text ones count).
+    Other OpenAI fields (name, tool_calls, ...) are accepted and ignored."""
+
+    role = serializers.ChoiceField(choices=MESSAGE_ROLES)
+    content = serializers.JSONField(required=False, allow_null=True)
+
+    def validate_content(self, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > MAX_CONTENT_PARTS:
+            raise serializers.ValidationError(f"At most {MAX_CONTENT_PARTS} content parts.")
+        if value is not None and not isinstance(value, str | list):
+            raise serializers.ValidationError("Content must be a string or a list of parts.")
+        if len(message_text(value)) > MAX_MESSAGE_CHARS:
+            raise serializers.ValidationError(f"A message may hold at most {MAX_MESSAGE_CHARS} characters.")
+        return value
+
+
 class ChatCompletionsApi(OpenAIView):
     throttle_scope = "ask"
 
     class InputSerializer(serializers.Serializer):
         model = serializers.CharField(max_length=200)
-        messages = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=200)
+        messages = MessageSerializer(many=True, allow_empty=False, max_length=MAX_MESSAGES)
         stream = serializers.BooleanField(required=False, default=False)
-        stream_options = serializers.DictField(required=False, allow_null=True)
+        stream_options = serializers.DictField(
+            child=serializers.BooleanField(), required=False, allow_null=True
+        )
         # Extensions: how many passages the answer may use; everything else OpenAI defines is accepted
         # and ignored (temperature, max_tokens, ...) so stock clients work unchanged.
         top_k = serializers.IntegerField(required=False, min_value=1, max_value=50, allow_null=True)
@@ -274,9 +303,9 @@ def message_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "\n".join(
-            str(part.get("text", ""))
+            part["text"]
             for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
         )
     return ""
 
@@ -290,6 +319,11 @@ def split_messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, 
     question = message_text(messages[last_user].get("content")).strip()
     if not question:
         raise exceptions.ValidationError({"messages": ["The last user message has no text."]})
+    if len(question) > MAX_QUESTION_CHARS:
+        raise exceptions.ValidationError(
+            {"messages": [f"The question (the last user message) may hold at most {MAX_QUESTION_CHARS} "
+                          f"characters; it has {len(question)}."]}
+        )  # fmt: skip
     history: list[dict[str, str]] = []
     for message in messages[:last_user]:
         text = message_text(message.get("content")).strip()
@@ -299,7 +333,9 @@ def split_messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, 
             history.append({"question": text, "answer": ""})
         elif message.get("role") == "assistant" and history and not history[-1]["answer"]:
             history[-1]["answer"] = text
-    return question, history
+    for turn in history:
+        turn["question"] = turn["question"][:MAX_QUESTION_CHARS]
+    return question, history[-MAX_HISTORY_TURNS:]
 
 
 def openai_usage(usage: dict[str, int] | None) -> dict[str, int]:
