@@ -7,13 +7,13 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from ingestion.models import Collection, Document, EmbeddingSpace
-from tests.accounts.factories import user_make
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def staff_with(*codenames: str):
-    user = user_make("viewer", is_staff=True)
+    user = UserFactory(username="viewer", is_staff=True)
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label="ingestion", codename__in=codenames)
     )
@@ -61,7 +61,7 @@ def test_reembed_is_for_superusers_only(genapi, monkeypatch):
     from ingestion import admin as ingestion_admin
 
     started = []
-    monkeypatch.setattr(ingestion_admin.services, "embedding_space_build", lambda *a: started.append(a))
+    monkeypatch.setattr(ingestion_admin, "embedding_space_build", lambda *a: started.append(a))
     space = EmbeddingSpace.objects.create(provider_base_url="x", model="m", dimensions=8)
     client = staff_with("view_embeddingspace", "change_embeddingspace")
     assert "reembed_with_this_model" not in client.get("/admin/ingestion/embeddingspace/").content.decode()

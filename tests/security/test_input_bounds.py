@@ -8,20 +8,19 @@ import json
 import pytest
 from django.test import Client
 
-from accounts.services import api_key_create
 from ingestion.models import Collection, Document
 from rag_project.json_input import MAX_JSON_DEPTH, json_loads_bounded
 from search.models import QueryLog
-from tests.accounts.factories import bearer, user_make
+from tests.factories import ApiKeyFactory, UserFactory, bearer
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def api(db, genapi):
-    user = user_make("writer", is_staff=True)
+    user = UserFactory(username="writer", is_staff=True)
     Collection.objects.create(name="Inbox", slug="inbox", is_public=True)
-    raw = api_key_create(user=user, name="all", scopes=["ingest", "search", "ask"])[1]
+    raw = ApiKeyFactory(user=user, scopes=["ingest", "search", "ask"]).raw_key
     client = Client(raise_request_exception=False, **bearer(raw))
     client.user = user
     return client

@@ -14,15 +14,13 @@ from django.db import connection
 from django.test import RequestFactory
 
 from rag_project.security import request_client_ip
-from tests.accounts.factories import user_make
-
-PASSWORD = "correct horse battery staple"
+from tests.factories import PASSWORD, UserFactory
 
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_wrong_passwords_are_not_all_checked(settings):
     settings.RAG_LOGIN_MAX_FAILURES = 5
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     checked: list[str] = []
     real_check = User.check_password
 
@@ -87,7 +85,7 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(settings):
 @pytest.mark.django_db
 def test_clients_behind_a_trusted_proxy_have_their_own_counters(settings):
     settings.RAG_TRUSTED_PROXIES = ["10.0.0.1"]
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     for _ in range(5):
         assert authenticate(_request("10.0.0.1", "203.0.113.5"), username="alice", password="x") is None
     assert authenticate(_request("10.0.0.1", "203.0.113.5"), username="alice", password=PASSWORD) is None
@@ -101,7 +99,7 @@ def test_clients_behind_a_trusted_proxy_have_their_own_counters(settings):
 @pytest.mark.django_db
 def test_spoofed_forwarded_for_does_not_escape_the_limit_without_a_proxy(settings):
     settings.RAG_TRUSTED_PROXIES = []
-    user_make("alice", password=PASSWORD)
+    UserFactory(username="alice", password=PASSWORD)
     for n in range(5):
         request = _request("203.0.113.9", f"198.51.100.{n}")
         assert authenticate(request, username="alice", password="x") is None
