@@ -188,7 +188,7 @@ RAG_LOGIN_MAX_FAILURES = env.int("RAG_LOGIN_MAX_FAILURES", default=5)
 RAG_LOGIN_MAX_FAILURES_PER_IP = env.int("RAG_LOGIN_MAX_FAILURES_PER_IP", default=50)
 RAG_LOGIN_FAILURE_WINDOW_SECONDS = env.int("RAG_LOGIN_FAILURE_WINDOW_SECONDS", default=900)
 # Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For names the client; empty: REMOTE_ADDR.
-RAG_TRUSTED_PROXIES = [entry.strip() for entry in env.list("RAG_TRUSTED_PROXIES", default=[]) if entry.strip()]
+RAG_TRUSTED_PROXIES = env.list("RAG_TRUSTED_PROXIES", default=[])
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
