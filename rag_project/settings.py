@@ -167,6 +167,11 @@ RAG_CHUNK_OVERLAP = env.float("RAG_CHUNK_OVERLAP", default=0.15)
 RAG_RERANK_CANDIDATES = env.int("RAG_RERANK_CANDIDATES", default=50)
 RAG_TOP_K = env.int("RAG_TOP_K", default=8)
 RAG_RERANK_THRESHOLD = env.float("RAG_RERANK_THRESHOLD", default=0.05)
+# Rerank budget (search/rerank.py): passages sent, tokens per passage (its best window), per search.
+RAG_RERANK_DOCUMENTS = env.int("RAG_RERANK_DOCUMENTS", default=20)
+RAG_RERANK_DOCUMENT_TOKENS = env.int("RAG_RERANK_DOCUMENT_TOKENS", default=160)
+RAG_RERANK_TOKENS_MAX = env.int("RAG_RERANK_TOKENS_MAX", default=4000)
+RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
 RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=100)
 RAG_STALE_PROCESSING_SECONDS = env.int("RAG_STALE_PROCESSING_SECONDS", default=900)
 

@@ -198,6 +198,21 @@ def _collection_ids(request, slugs: list[str] | None) -> list[int]:
     return list(readable.values_list("pk", flat=True))
 
 
+def timings_field() -> serializers.DictField:
+    """Milliseconds per stage, so a slow request explains itself."""
+    return serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="Milliseconds per stage: `embed` (query embedding, overlapping `fulltext`), `vector`, "
+        "`fulltext`, `fuse`, `load`, `rerank`, `highlight` (ask adds `rewrite` and `answer`), and `total`.",
+    )
+
+
+def rerank_tokens_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        help_text="Rerank tokens this request was billed (0 when not reranked or answered from the cache)."
+    )
+
+
 def collections_field() -> serializers.ListField:
     """The `collections` request field shared by search and ask."""
     return serializers.ListField(
@@ -228,6 +243,8 @@ class SearchApi(APIView):
         reranked = serializers.BooleanField(help_text="False when reranking was off or the reranker failed.")
         mode = serializers.CharField()
         took_ms = serializers.IntegerField()
+        timings = timings_field()
+        rerank_tokens = rerank_tokens_field()
 
     @extend_schema(
         operation_id="search",
@@ -261,6 +278,8 @@ class SearchApi(APIView):
             "reranked": result.reranked,
             "mode": result.mode,
             "took_ms": result.took_ms,
+            "timings": result.timings,
+            "rerank_tokens": result.rerank_tokens,
         }
         return Response(self.OutputSerializer(body).data)
 
@@ -311,6 +330,8 @@ class AskApi(APIView):
         found = serializers.BooleanField(help_text="False when the knowledge base held nothing relevant.")
         search_query = serializers.CharField(allow_blank=True)
         took_ms = serializers.IntegerField()
+        timings = timings_field()
+        rerank_tokens = rerank_tokens_field()
 
     @extend_schema(
         operation_id="ask",

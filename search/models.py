@@ -36,6 +36,12 @@ class QueryLog(models.Model):
     output_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(default=0)
     reranked = models.BooleanField(default=False)
+    rerank_tokens = models.PositiveIntegerField(
+        default=0, help_text="Rerank tokens billed (0 when skipped or answered from the cache)."
+    )
+    timings = models.JSONField(
+        default=dict, blank=True, help_text="Milliseconds per stage (embed, vector, fulltext, ..., total)."
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -1,52 +1,226 @@
-"""Second-stage ranking by the provider's reranker, degrading to the fused order when it fails."""
+"""Second-stage ranking by the provider's reranker, within a token budget, degrading to the fused order
+when it fails.
+
+The provider bills a rerank as (query tokens x passages sent) + the passages' tokens, against a quota the
+whole deployment shares. So the reranker reads less: only the first `documents` fused passages, each cut to
+its best window around the query's words (at most `document_tokens`), fewer passages when the total would
+pass `tokens`; identical windows go once; a pool of one passage is not sent (nothing to reorder); and the
+scores are cached per (model, query, windows sent) in Django's cache, so a repeated search costs nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
+import re
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 
 from genapi import GenAPIError, get_client
+from genapi.limiter import estimate_tokens
 from search.types import Passage
 
 log = logging.getLogger(__name__)
 
+CHARS_PER_TOKEN = 4  # the estimate the client's limiter and the provider's quota use (genapi.limiter)
+QUERY_TOKENS_MAX = 128  # the query is billed once per passage: a pasted paragraph must not eat the budget
+TITLE_TOKENS_MAX = 24
+CONTEXT_WORDS = 6  # words kept before the first query word a window starts at
+_WORD = re.compile(r"\w+", re.UNICODE)
+_STOPWORDS = frozenset(
+    "a an and are as at be by can do does for from has have how i if in into is it its may of on or that "
+    "the their there these this to was were what when where which who why will with you your".split()
+)
 
-def rerank_document(passage: Passage) -> str:
-    """What the reranker reads: the heading path gives a bare passage its context."""
+
+@dataclass(frozen=True)
+class RerankBudget:
+    """How much the reranker may read for one search. 0 means no limit (`document_tokens`: whole passage)."""
+
+    documents: int
+    document_tokens: int
+    tokens: int
+
+    @classmethod
+    def from_settings(cls) -> RerankBudget:
+        return cls(
+            documents=int(settings.RAG_RERANK_DOCUMENTS),
+            document_tokens=int(settings.RAG_RERANK_DOCUMENT_TOKENS),
+            tokens=int(settings.RAG_RERANK_TOKENS_MAX),
+        )
+
+    @classmethod
+    def unbounded(cls, documents: int) -> RerankBudget:
+        """Every one of `documents` candidates, whole (the behaviour before the budget; for comparisons)."""
+        return cls(documents=int(documents), document_tokens=0, tokens=0)
+
+
+@dataclass
+class RerankOutcome:
+    passages: list[Passage]
+    reranked: bool
+    tokens: int = 0  # billed by this call (0 when skipped or cached)
+    cached: bool = False
+    sent: int = 0  # passages the reranker scored
+
+
+def _term_key(word: str) -> str:
+    """Crude stemming for window choice only: `rotate`, `rotation` and `rotating` share `rotat`."""
+    word = word.lower()
+    return word[:5] if len(word) > 5 else word
+
+
+def query_terms(query: str) -> list[str]:
+    terms = []
+    for word in _WORD.findall(query.lower()):
+        if word in _STOPWORDS or len(word) < 2:
+            continue
+        key = _term_key(word)
+        if key not in terms:
+            terms.append(key)
+    return terms
+
+
+def best_window(text: str, weights: dict[str, float], max_chars: int) -> str:
+    """The stretch of `text` of at most `max_chars` holding the most query weight (each term counted once,
+    plus a little per repeat), starting a few words before a query word; the start when none occurs."""
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    word_keys = []
+    for start, end in words:
+        found = _WORD.findall(text[start:end])
+        word_keys.append(_term_key(found[0]) if found else "")
+    starts = {0}
+    for i, key in enumerate(word_keys):
+        if key in weights:
+            starts.add(max(0, i - CONTEXT_WORDS))
+    best_score, best_span = -1.0, (0, 0)
+    for i in sorted(starts):
+        begin = words[i][0]
+        seen: set[str] = set()
+        score = 0.0
+        j = i
+        while j < len(words) and words[j][1] - begin <= max_chars:
+            key = word_keys[j]
+            if key in weights:
+                score += weights[key] if key not in seen else 0.1 * weights[key]
+                seen.add(key)
+            j += 1
+        if score > best_score:
+            best_score, best_span = score, (begin, words[j - 1][1] if j > i else begin + max_chars)
+    begin, end = best_span
+    window = text[begin:end]
+    return ("… " if begin > 0 else "") + window + (" …" if end < len(text) else "")
+
+
+def term_weights(terms: list[str], passages: list[Passage]) -> dict[str, float]:
+    """IDF of each query term over the candidate pool: a word every candidate holds picks no window."""
+    n = len(passages)
+    df = dict.fromkeys(terms, 0)
+    for passage in passages:
+        present = {_term_key(w) for w in _WORD.findall(passage.text.lower())}
+        for term in terms:
+            if term in present:
+                df[term] += 1
+    return {term: math.log(1 + (n + 1) / (df[term] + 0.5)) for term in terms}
+
+
+def rerank_document(passage: Passage, weights: dict[str, float] | None = None, max_tokens: int = 0) -> str:
+    """What the reranker reads: title and heading path (context for a bare passage), then the passage or,
+    with `max_tokens`, its best window around the query's words, the whole within `max_tokens`."""
+    head = passage.title
     if passage.heading_path:
-        return f"{passage.title} — {passage.heading_path}\n{passage.text}"
-    return f"{passage.title}\n{passage.text}"
+        head = f"{passage.title} — {passage.heading_path}"
+    if not max_tokens:
+        return f"{head}\n{passage.text}"
+    head = head[: TITLE_TOKENS_MAX * CHARS_PER_TOKEN]
+    room = max(CHARS_PER_TOKEN * 8, max_tokens * CHARS_PER_TOKEN - len(head) - 5)
+    return f"{head}\n{best_window(passage.text, weights or {}, room)}"
+
+
+def rerank_cost(query: str, documents: list[str]) -> int:
+    """Tokens the provider bills: the query once per document plus the documents (genapi's estimate)."""
+    return estimate_tokens(query) * len(documents) + sum(estimate_tokens(d) for d in documents)
+
+
+def _cache_key(model: str, query: str, documents: list[str]) -> str:
+    digest = hashlib.sha256(json.dumps([model, query, documents]).encode()).hexdigest()
+    return f"rerank:v1:{digest}"
 
 
 def passages_rerank(
-    query: str, passages: list[Passage], *, top_k: int | None = None, candidates: int | None = None
-) -> tuple[list[Passage], bool]:
-    """Rerank the first `candidates` (settings.RAG_RERANK_CANDIDATES) passages; return the best `top_k`
-    (settings.RAG_TOP_K) at or above settings.RAG_RERANK_THRESHOLD, and whether reranking happened.
+    query: str, passages: list[Passage], *, top_k: int | None = None, budget: RerankBudget | None = None
+) -> RerankOutcome:
+    """Rerank the head of the fused list within `budget` (default RerankBudget.from_settings()); return the
+    best `top_k` (settings.RAG_TOP_K) at or above settings.RAG_RERANK_THRESHOLD, best first. When `top_k` is
+    larger than what was reranked, the rest of the fused list follows, in fused order (rerank_score None).
 
     The client has already retried; any GenAPIError here means the reranker is unavailable, so the fused
     order is kept (reranked=False) rather than failing the search.
     """
     top_k = int(top_k or settings.RAG_TOP_K)
-    pool = passages[: int(candidates or settings.RAG_RERANK_CANDIDATES)]
-    if not pool:
-        return [], False
-    try:
-        hits = get_client().rerank(
-            query, [rerank_document(p) for p in pool], model=settings.GENAPI_RERANK_MODEL, top_n=len(pool)
-        )
-    except GenAPIError as exc:
-        log.warning("rerank failed, keeping the fused order: %s", exc)
-        return passages[:top_k], False
+    budget = budget or RerankBudget.from_settings()
+    size = min(len(passages), budget.documents) if budget.documents else len(passages)
+    if size <= 1:  # nothing to reorder: the call could not change the result's order
+        return RerankOutcome(passages[:top_k], False)
+    pool = passages[:size]
+    if budget.tokens:
+        query = query[: QUERY_TOKENS_MAX * CHARS_PER_TOKEN]
+    weights = term_weights(query_terms(query), pool) if budget.document_tokens else {}
+    documents = [rerank_document(p, weights, budget.document_tokens) for p in pool]
+    if budget.tokens:
+        while len(documents) > 2 and rerank_cost(query, list(dict.fromkeys(documents))) > budget.tokens:
+            documents.pop()
+        pool = pool[: len(documents)]
+    unique = list(dict.fromkeys(documents))  # identical windows are scored once
+    model = settings.GENAPI_RERANK_MODEL
+    key = _cache_key(model, query, unique)
+    scores = _cache_get(key)
+    tokens, cached = 0, scores is not None
+    if scores is None:
+        try:
+            hits = get_client().rerank(query, unique, model=model, top_n=len(unique))
+        except GenAPIError as exc:
+            log.warning("rerank failed, keeping the fused order: %s", exc)
+            return RerankOutcome(passages[:top_k], False)
+        scores = [0.0] * len(unique)
+        for hit in hits:
+            scores[hit.index] = float(hit.relevance_score)
+        tokens = rerank_cost(query, unique)
+        _cache_set(key, scores)
+    by_document = dict(zip(unique, scores, strict=True))
     threshold = float(settings.RAG_RERANK_THRESHOLD)
+    order = sorted(range(len(pool)), key=lambda i: (-by_document[documents[i]], i))
     ranked: list[Passage] = []
-    for hit in hits:
-        if hit.relevance_score < threshold:
+    for i in order:
+        score = by_document[documents[i]]
+        if score < threshold:
             continue
-        passage = pool[hit.index]
-        passage.rerank_score = passage.score = float(hit.relevance_score)
+        passage = pool[i]
+        passage.rerank_score = passage.score = score
         ranked.append(passage)
-        if len(ranked) >= top_k:
-            break
-    return ranked, True
+    ranked = ranked[:top_k]
+    if top_k > len(pool):
+        ranked.extend(passages[len(pool) : len(pool) + top_k - len(ranked)])
+    return RerankOutcome(ranked, True, tokens=tokens, cached=cached, sent=len(unique))
+
+
+def _cache_get(key: str) -> list[float] | None:
+    try:
+        value = cache.get(key)
+    except Exception:  # noqa: BLE001 - a cache outage costs tokens, never the search
+        log.warning("rerank cache unavailable", exc_info=True)
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _cache_set(key: str, scores: list[float]) -> None:
+    try:
+        cache.set(key, scores, timeout=int(settings.RAG_RERANK_CACHE_SECONDS))
+    except Exception:  # noqa: BLE001
+        log.warning("rerank cache unavailable", exc_info=True)

@@ -10,6 +10,7 @@ import html
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,8 @@ from genapi import GenAPIError
 from genapi.embeddings import texts_embed
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
 from search.fusion import rrf_fuse
-from search.rerank import passages_rerank
-from search.types import Passage, RetrievalResult, SearchFilters
+from search.rerank import RerankBudget, RerankOutcome, passages_rerank
+from search.types import Passage, RetrievalResult, SearchFilters, Timings
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,13 @@ def vector_candidates(
     with transaction.atomic(), connection.cursor() as cursor:
         # SET LOCAL: these settings end with this transaction, never leaking to the pooled connection.
         ef_search = max(int(settings.RAG_HNSW_EF_SEARCH), int(limit))
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(ef_search, 1000))])
-        # Keep scanning the index until LIMIT rows pass the filters (pgvector >= 0.8).
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        # One round trip for both; iterative_scan keeps scanning the index until LIMIT rows pass the
+        # filters (pgvector >= 0.8).
+        cursor.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            [str(min(ef_search, 1000))],
+        )
         cursor.execute(sql, params)
         return [(int(chunk_id), float(distance)) for chunk_id, distance in cursor.fetchall()]
 
@@ -306,17 +311,21 @@ def passages_retrieve(
     top_k: int = 8,
     candidates: int = 50,
     rerank: bool = True,
+    rerank_budget: RerankBudget | None = None,
+    timings: Timings | None = None,
 ) -> RetrievalResult:
     """The best `top_k` passages for `query` within `collection_ids` (the caller's readable collections,
     from accounts.selectors.collection_ids_readable) and `filters`.
 
     `mode`: "vector" (active embedding space, HNSW), "fulltext" (tsvector) or "hybrid" (both, fused by
-    reciprocal rank, k=60). With `rerank`, the first `candidates` fused passages go to the reranker; if it
-    fails the fused order stands and `reranked` is False. Passages the reranker scores below
-    settings.RAG_RERANK_THRESHOLD are dropped.
+    reciprocal rank, k=60). With `rerank`, the head of the fused list goes to the reranker within
+    `rerank_budget` (default: the settings; search/rerank.py); if it fails the fused order stands and
+    `reranked` is False. Passages the reranker scores below settings.RAG_RERANK_THRESHOLD are dropped.
+    Each stage's milliseconds go into `timings` (a new Timings when not given) and the result.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    timings = timings or Timings()
     started = time.perf_counter()
     filters = SearchFilters.from_value(filters)
     top_k = max(1, int(top_k))
@@ -327,28 +336,32 @@ def passages_retrieve(
     vector_hits: list[tuple[int, float]] = []
     text_hits: list[tuple[int, float]] = []
     if query and collection_ids:
-        if mode in ("vector", "hybrid"):
-            space = embedding_space_active()
-            if space is not None:
-                try:
-                    vector = query_embed(query, space)
-                except GenAPIError:
-                    if mode == "vector":
-                        raise
-                    # Hybrid keeps answering from full text when the embeddings endpoint is down.
-                    log.warning(
-                        "query embedding failed; hybrid search continues with full text", exc_info=True
-                    )
-                else:
-                    vector_hits = vector_candidates(vector, space, collection_ids, filters, candidates)
-            elif mode == "vector":
-                log.warning("vector search requested but no embedding space is active")
+        space = embedding_space_active() if mode in ("vector", "hybrid") else None
+        if space is None and mode == "vector":
+            log.warning("vector search requested but no embedding space is active")
+        # The query embedding is a provider round trip: it runs while the full-text leg queries the
+        # database (the thread makes no database call of its own).
+        pending = _embed_pool.submit(_query_embed_timed, query, space, timings) if space else None
         if mode in ("fulltext", "hybrid"):
-            text_hits = fulltext_candidates(query, collection_ids, filters, candidates)
+            with timings.stage("fulltext"):
+                text_hits = fulltext_candidates(query, collection_ids, filters, candidates)
+        if pending is not None:
+            try:
+                vector = pending.result()
+            except GenAPIError:
+                if mode == "vector":
+                    raise
+                # Hybrid keeps answering from full text when the embeddings endpoint is down.
+                log.warning("query embedding failed; hybrid search continues with full text", exc_info=True)
+            else:
+                with timings.stage("vector"):
+                    vector_hits = vector_candidates(vector, space, collection_ids, filters, candidates)
         rankings = [[cid for cid, _ in hits] for hits in (vector_hits, text_hits) if hits]
 
-    fused = rrf_fuse(rankings)[:candidates]
-    loaded = passages_load([cid for cid, _ in fused], collection_ids)
+    with timings.stage("fuse"):
+        fused = rrf_fuse(rankings)[:candidates]
+    with timings.stage("load"):
+        loaded = passages_load([cid for cid, _ in fused], collection_ids)
     vector_rank = {cid: i for i, (cid, _) in enumerate(vector_hits, start=1)}
     text_rank = {cid: i for i, (cid, _) in enumerate(text_hits, start=1)}
     passages: list[Passage] = []
@@ -361,20 +374,33 @@ def passages_retrieve(
         passage.fulltext_rank = text_rank.get(chunk_id)
         passages.append(passage)
 
-    reranked = False
+    outcome = RerankOutcome(passages[:top_k], False)
     if rerank and passages:
-        passages, reranked = passages_rerank(query, passages, top_k=top_k, candidates=candidates)
-    else:
-        passages = passages[:top_k]
-    highlights_add(passages, query)
+        with timings.stage("rerank"):
+            outcome = passages_rerank(query, passages, top_k=top_k, budget=rerank_budget)
+    passages = outcome.passages
+    with timings.stage("highlight"):
+        highlights_add(passages, query)
     return RetrievalResult(
         passages=passages,
-        reranked=reranked,
+        reranked=outcome.reranked,
         mode=mode,
         query=query,
         took_ms=int((time.perf_counter() - started) * 1000),
         candidates=len(fused),
+        timings=timings.as_dict(),
+        rerank_tokens=outcome.tokens,
+        rerank_cached=outcome.cached,
     )
+
+
+# Query embeddings overlap the full-text leg; a few threads per process are plenty (each waits on HTTP).
+_embed_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-embed")
+
+
+def _query_embed_timed(query: str, space: EmbeddingSpace, timings: Timings) -> list[float]:
+    with timings.stage("embed"):
+        return query_embed(query, space)
 
 
 def passage_with_neighbours(

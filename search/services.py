@@ -26,7 +26,7 @@ from search.answer import (
 from search.citations import CitationFilter, citations_build, citations_parse
 from search.models import QueryLog
 from search.selectors import passages_retrieve
-from search.types import Answer, RetrievalResult, SearchFilters
+from search.types import Answer, RetrievalResult, SearchFilters, Timings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ def query_log_record(
     usage: dict[str, int] | None = None,
     latency_ms: int = 0,
     reranked: bool = False,
+    rerank_tokens: int = 0,
+    timings: dict[str, float] | None = None,
     error: str = "",
 ) -> QueryLog | None:
     """Write one QueryLog row. A failure to log is reported and swallowed: it must not fail the answer."""
@@ -74,6 +76,8 @@ def query_log_record(
             output_tokens=max(0, int(usage.get("output_tokens") or 0)),
             latency_ms=max(0, int(latency_ms)),
             reranked=reranked,
+            rerank_tokens=max(0, int(rerank_tokens)),
+            timings=dict(timings or {}),
             error=error[:5000],
         )
     except Exception:  # noqa: BLE001 - the log is secondary to the answer
@@ -93,8 +97,9 @@ def passages_search(
     api_key=None,
     channel: str = "api",
 ) -> RetrievalResult:
-    """`passages_retrieve`, recorded in the QueryLog."""
+    """`passages_retrieve`, recorded in the QueryLog with its timings and rerank tokens."""
     started = time.perf_counter()
+    timings = Timings()
     filters = SearchFilters.from_value(filters)
     top_k = int(top_k or settings.RAG_TOP_K)
     fields: dict[str, Any] = dict(
@@ -110,14 +115,17 @@ def passages_search(
             top_k=top_k,
             candidates=max(settings.RAG_RERANK_CANDIDATES, top_k),
             rerank=rerank,
+            timings=timings,
         )
     except Exception as exc:
-        query_log_record(**fields, latency_ms=_ms(started), error=_error_text(exc))
+        query_log_record(**fields, latency_ms=_ms(started), timings=timings.as_dict(), error=_error_text(exc))
         raise
     query_log_record(
         **fields,
         chunk_ids=[p.chunk_id for p in result.passages],
         reranked=result.reranked,
+        rerank_tokens=result.rerank_tokens,
+        timings=result.timings,
         latency_ms=_ms(started),
     )
     return result
@@ -156,9 +164,15 @@ def _api_choose(api: str | None) -> str:
 
 
 def _retrieve_for_question(
-    question: str, collection_ids: list[int], filters: SearchFilters, top_k: int | None, history
+    question: str,
+    collection_ids: list[int],
+    filters: SearchFilters,
+    top_k: int | None,
+    history,
+    timings: Timings,
 ) -> tuple[str, RetrievalResult]:
-    search_query = search_query_rewrite(question, history)
+    with timings.stage("rewrite"):
+        search_query = search_query_rewrite(question, history)
     top_k = int(top_k or settings.RAG_TOP_K)
     result = passages_retrieve(
         search_query,
@@ -168,6 +182,7 @@ def _retrieve_for_question(
         top_k=top_k,
         candidates=max(settings.RAG_RERANK_CANDIDATES, top_k),
         rerank=True,
+        timings=timings,
     )
     return search_query, result
 
@@ -189,6 +204,7 @@ def answer_compose(
     {question, answer} turns. When no passage passes the rerank threshold, answers NOTHING_FOUND without
     calling the model. Raises GenAPIError when the model call fails (after the client's retries)."""
     started = time.perf_counter()
+    timings = Timings()
     api = _api_choose(api)
     filters = SearchFilters.from_value(filters)
     fields: dict[str, Any] = dict(
@@ -197,8 +213,12 @@ def answer_compose(
     )  # fmt: skip
     model = ""
     try:
-        search_query, retrieval = _retrieve_for_question(question, collection_ids, filters, top_k, history)
-        fields.update(search_query=search_query, reranked=retrieval.reranked)
+        search_query, retrieval = _retrieve_for_question(
+            question, collection_ids, filters, top_k, history, timings
+        )
+        fields.update(
+            search_query=search_query, reranked=retrieval.reranked, rerank_tokens=retrieval.rerank_tokens
+        )
         passages = retrieval.passages
         fields["chunk_ids"] = [p.chunk_id for p in passages]
         if not passages:
@@ -209,19 +229,25 @@ def answer_compose(
         else:
             instructions, messages = prompt_build(question, passages, history)
             model = settings.GENAPI_CHAT_MODEL
-            text, usage, model = completion_create(api, instructions, messages)
+            with timings.stage("answer"):
+                text, usage, model = completion_create(api, instructions, messages)
             cleaned, citations = citations_parse(text, passages)
             answer = Answer(
                 text=cleaned, citations=citations, passages=passages, model=model, api=api, usage=usage,
                 reranked=retrieval.reranked, search_query=search_query,
             )  # fmt: skip
     except Exception as exc:
-        query_log_record(**fields, model=model, latency_ms=_ms(started), error=_error_text(exc))
+        query_log_record(
+            **fields, model=model, latency_ms=_ms(started), timings=timings.as_dict(),
+            error=_error_text(exc),
+        )  # fmt: skip
         raise
     answer.took_ms = _ms(started)
+    answer.timings = timings.as_dict()
+    answer.rerank_tokens = retrieval.rerank_tokens
     entry = query_log_record(
         **fields, model=answer.model, usage=answer.usage, latency_ms=answer.took_ms,
-        cited_chunk_ids=[c.chunk_id for c in answer.citations],
+        cited_chunk_ids=[c.chunk_id for c in answer.citations], timings=answer.timings,
     )  # fmt: skip
     answer.query_log_id = entry.pk if entry else None
     return answer
@@ -245,6 +271,7 @@ def answer_stream(
     the first event is one final "error" {code, message}; the QueryLog row is written in every case,
     also when the consumer stops early."""
     started = time.perf_counter()
+    timings = Timings()
     api = _api_choose(api)
     filters = SearchFilters.from_value(filters)
     fields: dict[str, Any] = dict(
@@ -253,11 +280,14 @@ def answer_stream(
     )  # fmt: skip
     state: dict[str, Any] = {"model": "", "usage": {}, "cited": [], "error": "client disconnected"}
     try:
-        search_query, retrieval = _retrieve_for_question(question, collection_ids, filters, top_k, history)
+        search_query, retrieval = _retrieve_for_question(
+            question, collection_ids, filters, top_k, history, timings
+        )
         passages = retrieval.passages
         fields.update(
-            search_query=search_query, reranked=retrieval.reranked, chunk_ids=[p.chunk_id for p in passages]
-        )
+            search_query=search_query, reranked=retrieval.reranked, chunk_ids=[p.chunk_id for p in passages],
+            rerank_tokens=retrieval.rerank_tokens,
+        )  # fmt: skip
         yield (
             "sources",
             {
@@ -271,12 +301,13 @@ def answer_stream(
             yield "citations", {"citations": []}
             yield "usage", {"input_tokens": 0, "output_tokens": 0}
             state["error"] = ""
-            yield "done", _done(NOTHING_FOUND, "", api, retrieval.reranked, started, found=False)
+            yield "done", _done(NOTHING_FOUND, "", api, retrieval, started, timings, found=False)
             return
         instructions, messages = prompt_build(question, passages, history)
         state["model"] = settings.GENAPI_CHAT_MODEL
         flt = CitationFilter(len(passages))
         text_parts: list[str] = []
+        answer_started = time.perf_counter()
         for kind, value in completion_stream(api, instructions, messages):
             if kind == "delta":
                 cleaned = flt.feed(value)
@@ -287,6 +318,7 @@ def answer_stream(
                 state["usage"] = value
             elif kind == "model":
                 state["model"] = value
+        timings.add("answer", (time.perf_counter() - answer_started) * 1000)
         tail = flt.flush()
         if tail:
             text_parts.append(tail)
@@ -297,7 +329,7 @@ def answer_stream(
         usage = {"input_tokens": 0, "output_tokens": 0, **state["usage"]}
         yield "usage", usage
         state["error"] = ""
-        yield "done", _done("".join(text_parts), state["model"], api, retrieval.reranked, started, found=True)
+        yield "done", _done("".join(text_parts), state["model"], api, retrieval, started, timings, found=True)
     except GeneratorExit:
         raise
     except Exception as exc:
@@ -308,16 +340,27 @@ def answer_stream(
     finally:
         query_log_record(
             **fields, model=state["model"], usage=state["usage"], latency_ms=_ms(started),
-            cited_chunk_ids=state["cited"], error=state["error"],
+            cited_chunk_ids=state["cited"], error=state["error"], timings=timings.as_dict(),
         )  # fmt: skip
 
 
-def _done(text: str, model: str, api: str, reranked: bool, started: float, *, found: bool) -> dict[str, Any]:
+def _done(
+    text: str,
+    model: str,
+    api: str,
+    retrieval: RetrievalResult,
+    started: float,
+    timings: Timings,
+    *,
+    found: bool,
+) -> dict[str, Any]:
     return {
         "answer": text,
         "model": model,
         "api": api,
-        "reranked": reranked,
+        "reranked": retrieval.reranked,
         "took_ms": _ms(started),
         "found": found,
+        "timings": timings.as_dict(),
+        "rerank_tokens": retrieval.rerank_tokens,
     }

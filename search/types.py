@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,6 +101,37 @@ class Citation:
         return asdict(self)
 
 
+class Timings:
+    """Milliseconds per stage of one request (`embed`, `vector`, `fulltext`, `fuse`, `load`, `rerank`,
+    `highlight`, `answer`, ..., and `total`), so a slow request says where its time went.
+
+    Stages may overlap (the query embedding runs while the full-text leg queries the database), so they
+    need not add up to `total`. Thread-safe enough for that one overlap: each stage writes its own key.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, (time.perf_counter() - t0) * 1000)
+
+    def add(self, name: str, ms: float) -> None:
+        self.ms[name] = round(self.ms.get(name, 0.0) + ms, 1)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def as_dict(self) -> dict[str, float]:
+        """The stages and `total` (time since this object was made)."""
+        return {**self.ms, "total": round(self.elapsed_ms(), 1)}
+
+
 @dataclass
 class RetrievalResult:
     passages: list[Passage]
@@ -106,6 +140,12 @@ class RetrievalResult:
     query: str
     took_ms: int = 0
     candidates: int = 0
+    # Milliseconds per stage (Timings.as_dict()).
+    timings: dict[str, float] = field(default_factory=dict)
+    # Rerank tokens billed for this search (query tokens once per passage sent + the passages' tokens;
+    # 0 when the rerank was skipped or came from the cache), and whether the cache answered.
+    rerank_tokens: int = 0
+    rerank_cached: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +155,9 @@ class RetrievalResult:
             "query": self.query,
             "took_ms": self.took_ms,
             "candidates": self.candidates,
+            "timings": dict(self.timings),
+            "rerank_tokens": self.rerank_tokens,
+            "rerank_cached": self.rerank_cached,
         }
 
 
@@ -133,6 +176,8 @@ class Answer:
     search_query: str = ""
     found: bool = True
     query_log_id: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    rerank_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -146,4 +191,6 @@ class Answer:
             "took_ms": self.took_ms,
             "search_query": self.search_query,
             "found": self.found,
+            "timings": dict(self.timings),
+            "rerank_tokens": self.rerank_tokens,
         }

@@ -45,7 +45,7 @@ def test_search_returns_results(kb, client):
     response = post(client, "/api/search", {"query": "rotate a signing key", "top_k": 3}, caller)
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"results", "reranked", "mode", "took_ms"}
+    assert set(body) == {"results", "reranked", "mode", "took_ms", "timings", "rerank_tokens"}
     assert body["reranked"] is True and body["mode"] == "hybrid"
     assert len(body["results"]) == 3
     top = body["results"][0]
@@ -262,3 +262,92 @@ def test_throttling_per_key(kb, client, settings):
     assert post(client, "/api/search", {"query": "keys"}, first).json()["error"]["code"] == "throttled"
     # Another key has its own budget.
     assert post(client, "/api/search", {"query": "keys"}, second).status_code == 200
+
+
+def test_search_explains_its_time_and_rerank_tokens_in_the_response_and_the_log(kb, client, genapi):
+    caller = caller_make()
+    response = post(client, "/api/search", {"query": "rotate a signing key"}, caller)
+    body = response.json()
+    stages = body["timings"]
+    assert {"embed", "vector", "fulltext", "fuse", "load", "rerank", "highlight", "total"} <= set(stages)
+    assert all(isinstance(v, float) and v >= 0 for v in stages.values())
+    assert stages["total"] >= max(stages["vector"], stages["fulltext"], stages["rerank"])
+    # Tokens as the provider bills a rerank: the query once per passage sent plus the passages.
+    assert body["reranked"] is True and body["rerank_tokens"] > len(body["results"])
+    log = QueryLog.objects.get(kind="search")
+    assert log.rerank_tokens == body["rerank_tokens"]
+    assert set(log.timings) == set(stages) and log.timings["total"] == stages["total"]
+
+    plain = post(client, "/api/search", {"query": "rotate a signing key", "rerank": False}, caller).json()
+    assert plain["rerank_tokens"] == 0 and "rerank" not in plain["timings"]
+
+
+def test_a_repeated_search_reuses_the_cached_rerank(kb, client, genapi):
+    caller = caller_make()
+    first = post(client, "/api/search", {"query": "signing key grace period"}, caller).json()
+    reranks = genapi.stats()["requests"].get("rerank", 0)
+    second = post(client, "/api/search", {"query": "signing key grace period"}, caller).json()
+    assert reranks == 1 and genapi.stats()["requests"].get("rerank", 0) == 1
+    assert first["rerank_tokens"] > 0 and second["rerank_tokens"] == 0 and second["reranked"] is True
+    assert [r["chunk_id"] for r in second["results"]] == [r["chunk_id"] for r in first["results"]]
+    # Another query is another cache entry.
+    third = post(client, "/api/search", {"query": "vegetarian lunch"}, caller).json()
+    assert third["rerank_tokens"] > 0 and genapi.stats()["requests"]["rerank"] == 2
+
+
+def test_rerank_tokens_stay_within_the_budget_however_long_the_passages(kb, space, client, genapi, settings):
+    """The cost is bounded by the budget, not by the passages: 10x longer passages cost the same."""
+    from tests.search.conftest import collection_make, document_make
+
+    settings.RAG_RERANK_DOCUMENTS, settings.RAG_RERANK_DOCUMENT_TOKENS = 6, 40
+    settings.RAG_RERANK_TOKENS_MAX = 250
+    filler = "The quarterly report lists office supplies, travel and training budgets in detail. "
+    spent = {}
+    for repeat in (3, 30):
+        slug = f"long-{repeat}"
+        collection = collection_make(slug)
+        document_make(
+            collection,
+            [filler * repeat + f"Hardware tokens for {slug} are rotated yearly." + filler * repeat
+             for _ in range(8)],
+            space=space,
+        )  # fmt: skip
+        body = {"query": f"hardware tokens {slug} rotated", "collections": [slug]}
+        result = post(client, "/api/search", body, caller_make()).json()
+        assert result["reranked"] is True
+        spent[repeat] = result["rerank_tokens"]
+    assert 0 < spent[3] <= 250 and 0 < spent[30] <= 250
+    assert spent[30] <= spent[3] * 1.2
+    settings.RAG_RERANK_DOCUMENT_TOKENS = settings.RAG_RERANK_TOKENS_MAX = 0  # no cap: cost follows length
+    body = {"query": "hardware tokens long-30 rotated again", "collections": ["long-30"]}
+    uncapped = post(client, "/api/search", body, caller_make()).json()["rerank_tokens"]
+    assert uncapped > 5 * spent[30]
+
+
+def test_best_window_keeps_the_query_words_of_a_long_passage():
+    from search.rerank import best_window, query_terms, term_weights
+    from search.types import Passage
+
+    text = (
+        ("Lorem ipsum dolor sit amet. " * 40)
+        + "The grace period for signing keys is seven days. "
+        + ("Consectetur adipiscing elit. " * 40)
+    )
+    passage = Passage(chunk_id=1, document_id=1, collection_id=1, title="t", text=text, page=None,
+                      char_start=0, char_end=len(text))  # fmt: skip
+    other = Passage(chunk_id=2, document_id=1, collection_id=1, title="t", text="signing", page=None,
+                    char_start=0, char_end=7)  # fmt: skip
+    weights = term_weights(query_terms("How long is the grace period of signing keys?"), [passage, other])
+    window = best_window(text, weights, 200)
+    assert len(window) <= 200 + 4 and "grace period for signing keys" in window
+    assert window.startswith("… ") and window.endswith(" …")
+    assert best_window("short text", weights, 200) == "short text"
+
+
+def test_ask_reports_its_stages(kb, client, genapi):
+    caller = caller_make()
+    body = post(client, "/api/ask", {"question": QUESTION, "api": "chat"}, caller).json()
+    assert {"rewrite", "embed", "vector", "fulltext", "rerank", "answer", "total"} <= set(body["timings"])
+    assert body["rerank_tokens"] > 0
+    log = QueryLog.objects.get(kind="ask")
+    assert log.rerank_tokens == body["rerank_tokens"] and "answer" in log.timings

@@ -41,6 +41,12 @@ class Command(BaseCommand):
             default=False,
             help="send the candidates through the reranker (default: off, first-stage retrieval only)",
         )
+        parser.add_argument(
+            "--rerank-full",
+            action="store_true",
+            help="with --rerank: every candidate, whole, no token budget (the reference the budget is "
+            "compared with)",
+        )
         parser.add_argument("--json", dest="json_out", default=None, help="write the figures to this file")
         parser.add_argument("--limit-queries", type=int, default=None, help="only the first N queries")
         parser.add_argument(
@@ -84,10 +90,14 @@ class Command(BaseCommand):
         if report.failed:
             out.write(self.style.WARNING(f"{report.failed} documents failed; they cannot be retrieved"))
 
+        from search.rerank import RerankBudget
         from search.selectors import passages_retrieve
 
+        candidates = max(TOP_K, settings.RAG_RERANK_CANDIDATES)
+        budget = RerankBudget.unbounded(candidates) if opts["rerank_full"] else None
         run: dict[str, list[str]] = {}
         latencies: list[float] = []
+        rerank_tokens: list[float] = []
         errors = 0
         for n, (query_id, text) in enumerate(dataset.queries.items(), start=1):
             t0 = time.perf_counter()
@@ -97,8 +107,9 @@ class Command(BaseCommand):
                     collection_ids=[report.collection_id],
                     mode=opts["mode"],
                     top_k=TOP_K,
-                    candidates=max(TOP_K, settings.RAG_RERANK_CANDIDATES),
+                    candidates=candidates,
                     rerank=opts["rerank"],
+                    rerank_budget=budget,
                 )
             except Exception as exc:  # noqa: BLE001 - one failing query scores 0; the run goes on
                 errors += 1
@@ -106,6 +117,8 @@ class Command(BaseCommand):
                 run[query_id] = []
                 continue
             latencies.append(time.perf_counter() - t0)
+            if result.reranked and not result.rerank_cached:
+                rerank_tokens.append(result.rerank_tokens)
             ranked = passages_to_documents((p.document_id, p.score) for p in result.passages)
             run[query_id] = [report.beir_ids[d] for d, _ in ranked if d in report.beir_ids]
             if n % 50 == 0:
@@ -119,7 +132,11 @@ class Command(BaseCommand):
             "latency_p95_ms": round(percentile(ms, 95), 1),
             "query_errors": errors,
         }
-        rerank_label = "rerank" if opts["rerank"] else "no rerank"
+        if rerank_tokens:
+            figures["rerank_tokens_mean"] = round(sum(rerank_tokens) / len(rerank_tokens), 1)
+            figures["rerank_tokens_p95"] = round(percentile(rerank_tokens, 95), 1)
+            figures["rerank_tokens_max"] = max(rerank_tokens)
+        rerank_label = ("rerank full" if opts["rerank_full"] else "rerank") if opts["rerank"] else "no rerank"
         out.write("")
         out.write(
             f"{dataset.name} {opts['split']} · mode {opts['mode']} · {rerank_label} · "
@@ -131,6 +148,12 @@ class Command(BaseCommand):
         out.write(
             f"  latency     p50 {figures['latency_p50_ms']:.1f} ms · p95 {figures['latency_p95_ms']:.1f} ms"
         )
+        if rerank_tokens:
+            out.write(
+                f"  rerank      {figures['rerank_tokens_mean']:.0f} tokens/query mean · "
+                f"p95 {figures['rerank_tokens_p95']:.0f} · max {figures['rerank_tokens_max']} "
+                f"({len(rerank_tokens)} reranks not answered by the cache)"
+            )
         if errors:
             out.write(self.style.WARNING(f"  {errors} queries failed (scored 0)"))
 
@@ -141,6 +164,7 @@ class Command(BaseCommand):
                 "collection": slug,
                 "mode": opts["mode"],
                 "rerank": opts["rerank"],
+                "rerank_full": opts["rerank_full"],
                 "label": opts["label"],
                 "embedding_model": settings.GENAPI_EMBEDDING_MODEL,
                 "genapi_base_url": os.environ.get("GENAPI_BASE_URL", ""),
