@@ -46,6 +46,7 @@ from benchmarks.common import (  # noqa: E402
 CONCURRENT = 8
 WARMUP = 5
 CORPUS_META = "corpus.json"
+BUILDING_MARK = "building"
 # (name, path, extra body, clients); each pass gets fresh queries.
 PASSES = (
     ("search no rerank, 1 client", "/api/search", {"rerank": False}, 1),
@@ -63,10 +64,11 @@ def all_queries(dataset: str) -> list[str]:
 
 
 def _requests(
-    base_url: str, key: str, path: str, bodies: list[dict], clients: int
+    base_url: str, key: str, path: str, bodies: list[dict], clients: int, seconds_max: float = 0.0
 ) -> tuple[list[float], float, dict[int, int], list[dict[str, Any]]]:
     """Send `bodies` from `clients` threads (each its own connection): latencies of the 200s, wall time,
-    status counts, and each 200's `timings` (plus `rerank_tokens`) as the service reported them."""
+    status counts, and each 200's `timings` (plus `rerank_tokens`) as the service reported them. With
+    `seconds_max`, clients send no new request after that many seconds (slow sizes get fewer requests)."""
     import httpx
 
     latencies: list[float] = []
@@ -80,6 +82,8 @@ def _requests(
             base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
         ) as client:
             for body in share:
+                if seconds_max and time.perf_counter() - started > seconds_max:
+                    break
                 t0 = time.perf_counter()
                 try:
                     response = client.post(path, json=body)
@@ -105,13 +109,13 @@ def _requests(
     return latencies, time.perf_counter() - started, statuses, reported
 
 
-def _stage_medians(reported: list[dict[str, Any]]) -> dict[str, float]:
+def _stage_percentiles(reported: list[dict[str, Any]], pct: float = 50) -> dict[str, float]:
     names = sorted({name for stages in reported for name in stages})
     out = {}
     for name in names:
         values = [float(s[name]) for s in reported if isinstance(s.get(name), int | float)]
         if values:
-            out[name] = round(percentile(values, 50), 1)
+            out[name] = round(percentile(values, pct), 1)
     return out
 
 
@@ -121,11 +125,20 @@ def corpus_prepare(args, size: int, data_dir: Path | None) -> dict[str, Any]:
     from benchmarks.corpus import filler_top_up, passages_count, scifact_load
 
     meta_path = data_dir / CORPUS_META if data_dir else None
+    building = data_dir / BUILDING_MARK if data_dir else None
+    if args.reuse and meta_path and building and building.exists():
+        # Another process is still building this size (--prepare-only started earlier): wait for it.
+        print(f"  [{size:,}] waiting for the build in progress ({building}) ...", flush=True)
+        while not meta_path.exists():
+            time.sleep(10)
+        building.unlink(missing_ok=True)
     have = passages_count()
     if args.reuse and meta_path and meta_path.exists() and have >= size:
         meta = json.loads(meta_path.read_text())
         return {**meta, "reused": True, "passages": have}
     started = time.perf_counter()
+    if building:
+        building.write_text(str(os.getpid()))
     scifact_id = scifact_load(args.dataset, args.sample, log=lambda m: None)
     scifact_s = time.perf_counter() - started
     filler: dict[str, float] = {}
@@ -149,6 +162,8 @@ def corpus_prepare(args, size: int, data_dir: Path | None) -> dict[str, Any]:
     }
     if meta_path:
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    if building:
+        building.unlink(missing_ok=True)
     return {**meta, "reused": False}
 
 
@@ -194,14 +209,17 @@ def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) 
         field = "question" if path == "/api/ask" else "query"
         bodies = [{field: q, "collections": slugs, **extra} for q in take(n)]
         load = round(os.getloadavg()[0], 2)
-        lat, wall, statuses, reported = _requests(stack.web_url, key, path, bodies, clients)
+        lat, wall, statuses, reported = _requests(
+            stack.web_url, key, path, bodies, clients, args.pass_seconds
+        )
         errors = sum(count for status, count in statuses.items() if status != 200)
         out[name] = {
             **latency_summary(lat, wall),
             "errors": errors,
             "statuses": statuses,
             "load_avg_1m": load,
-            "stages_p50_ms": _stage_medians(reported),
+            "stages_p50_ms": _stage_percentiles(reported, 50),
+            "stages_p95_ms": _stage_percentiles(reported, 95),
         }
     return out
 
@@ -337,6 +355,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--prepare-only", action="store_true", help="build the databases, measure nothing")
     parser.add_argument("--plot", default=None, help="write the latency plot (PNG) here")
     parser.add_argument(
+        "--pass-seconds", type=float, default=0.0, help="stop each pass after this long (0: never)"
+    )
+    parser.add_argument(
         "--load-workers", type=int, default=3, help="processes inserting the filler passages at once"
     )
     parser.add_argument("--child", action="store_true", help=argparse_hidden())
@@ -358,6 +379,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         command = [sys.executable, "-m", "benchmarks.query_latency", "--child", "--sizes", str(size)]
         command += ["--json", out, "--dataset", args.dataset, "--requests", str(args.requests)]
         command += ["--ask-requests", str(args.ask_requests), "--load-workers", str(args.load_workers)]
+        command += ["--pass-seconds", str(args.pass_seconds)]
         for flag, value in (
             ("--sample", args.sample),
             ("--data-root", args.data_root),

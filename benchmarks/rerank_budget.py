@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--documents", default="10,15,20,25,30", help="passages sent, comma-separated")
     parser.add_argument("--document-tokens", default="96,128,160,200", help="tokens per passage")
     parser.add_argument("--tokens-max", type=int, default=4000, help="tokens per search (0: none)")
+    parser.add_argument("--windows", default="window", help="passage cuts to compare: window,fragments")
+    parser.add_argument("--no-reference", action="store_true", help="skip the full-list rerank")
     parser.add_argument("--embeddings", choices=("hash", "minilm"), default="hash")
     parser.add_argument("--rerank-engine", choices=("lexical", "embedding"), default="lexical")
     args = parser.parse_args(argv)
@@ -84,16 +86,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 pools[query_id] = (text, result.passages)
             print(f"# {len(pools)} queries retrieved in {time.perf_counter() - t0:.0f} s", flush=True)
 
-            budgets: dict[str, RerankBudget] = {
-                "no rerank": RerankBudget(0, 0, 0),
-                f"full list ({CANDIDATES} whole)": RerankBudget.unbounded(CANDIDATES),
-            }
-            for docs, cap in itertools.product(
-                (int(x) for x in args.documents.split(",")), (int(x) for x in args.document_tokens.split(","))
+            budgets: dict[str, tuple[RerankBudget, str]] = {"no rerank": (RerankBudget(0, 0, 0), "window")}
+            if not args.no_reference:
+                budgets[f"full list ({CANDIDATES} whole)"] = (RerankBudget.unbounded(CANDIDATES), "window")
+            for window, docs, cap in itertools.product(
+                args.windows.split(","),
+                (int(x) for x in args.documents.split(",")),
+                (int(x) for x in args.document_tokens.split(",")),
             ):
-                budgets[f"{docs} x {cap} tokens"] = RerankBudget(docs, cap, args.tokens_max)
+                budgets[f"{docs} x {cap} tokens, {window}"] = (
+                    RerankBudget(docs, cap, args.tokens_max),
+                    window,
+                )
             results: dict[str, Any] = {}
-            for label, budget in budgets.items():
+            for label, (budget, window) in budgets.items():
+                rerank_module.WINDOW = window
                 run: dict[str, list[str]] = {}
                 tokens: list[float] = []
                 t0 = time.perf_counter()
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 }
                 r = results[label]
                 print(
-                    f"  {label:28} nDCG@10 {r['ndcg_at_10']:.4f}  tokens mean {r['tokens_mean']:7.0f} "
+                    f"  {label:36} nDCG@10 {r['ndcg_at_10']:.4f}  tokens mean {r['tokens_mean']:7.0f} "
                     f"p95 {r['tokens_p95']:7.0f} max {r['tokens_max']:6}",
                     flush=True,
                 )

@@ -30,6 +30,8 @@ CHARS_PER_TOKEN = 4  # the estimate the client's limiter and the provider's quot
 QUERY_TOKENS_MAX = 128  # the query is billed once per passage: a pasted paragraph must not eat the budget
 TITLE_TOKENS_MAX = 24
 CONTEXT_WORDS = 6  # words kept before the first query word a window starts at
+FRAGMENT_WORDS = 9  # words per fragment (a query word and four on each side)
+WINDOW = "window"  # "window": one contiguous stretch; "fragments": several short ones (best_fragments)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOPWORDS = frozenset(
     "a an and are as at be by can do does for from has have how i if in into is it its may of on or that "
@@ -118,6 +120,49 @@ def best_window(text: str, weights: dict[str, float], max_chars: int) -> str:
     return ("… " if begin > 0 else "") + window + (" …" if end < len(text) else "")
 
 
+def best_fragments(text: str, weights: dict[str, float], max_chars: int) -> str:
+    """Short fragments of `text` (FRAGMENT_WORDS words around a query word), chosen greedily to cover the
+    most query weight not yet covered, in text order, joined by " … ", within `max_chars`: the passage's
+    evidence for each query word at the price of a few words each (like a search engine's snippet)."""
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    keys = []
+    for start, end in words:
+        found = _WORD.findall(text[start:end])
+        keys.append(_term_key(found[0]) if found else "")
+    half = FRAGMENT_WORDS // 2
+    spans = {(max(0, i - half), min(len(words), i + half + 1)) for i, k in enumerate(keys) if k in weights}
+    chosen: list[tuple[int, int]] = []
+    covered: set[str] = set()
+    used = 0
+    while spans:
+
+        def gain(span: tuple[int, int]) -> float:
+            return sum(weights[k] for k in set(keys[span[0] : span[1]]) - covered if k in weights)
+
+        best = max(sorted(spans), key=gain)
+        size = words[best[1] - 1][1] - words[best[0]][0] + 3
+        if gain(best) <= 0 or used + size > max_chars:
+            break
+        chosen.append(best)
+        covered.update(keys[best[0] : best[1]])
+        used += size
+        spans.discard(best)
+    if not chosen:
+        return best_window(text, weights, max_chars)
+    merged: list[list[int]] = []
+    for begin, end in sorted(chosen):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    parts = [text[words[b][0] : words[e - 1][1]] for b, e in merged]
+    return (
+        ("… " if merged[0][0] > 0 else "") + " … ".join(parts) + (" …" if merged[-1][1] < len(words) else "")
+    )
+
+
 def term_weights(terms: list[str], passages: list[Passage]) -> dict[str, float]:
     """IDF of each query term over the candidate pool: a word every candidate holds picks no window."""
     n = len(passages)
@@ -140,7 +185,8 @@ def rerank_document(passage: Passage, weights: dict[str, float] | None = None, m
         return f"{head}\n{passage.text}"
     head = head[: TITLE_TOKENS_MAX * CHARS_PER_TOKEN]
     room = max(CHARS_PER_TOKEN * 8, max_tokens * CHARS_PER_TOKEN - len(head) - 5)
-    return f"{head}\n{best_window(passage.text, weights or {}, room)}"
+    cut = best_fragments if WINDOW == "fragments" else best_window
+    return f"{head}\n{cut(passage.text, weights or {}, room)}"
 
 
 def rerank_cost(query: str, documents: list[str]) -> int:
