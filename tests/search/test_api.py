@@ -265,7 +265,7 @@ def test_throttling_per_key(kb, client, settings):
 
 
 def test_search_explains_its_time_and_rerank_tokens_in_the_response_and_the_log(kb, client, genapi):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     response = post(client, "/api/search", {"query": "rotate a signing key"}, caller)
     body = response.json()
     stages = body["timings"]
@@ -283,7 +283,7 @@ def test_search_explains_its_time_and_rerank_tokens_in_the_response_and_the_log(
 
 
 def test_a_repeated_search_reuses_the_cached_rerank(kb, client, genapi):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     first = post(client, "/api/search", {"query": "signing key grace period"}, caller).json()
     reranks = genapi.stats()["requests"].get("rerank", 0)
     second = post(client, "/api/search", {"query": "signing key grace period"}, caller).json()
@@ -297,30 +297,27 @@ def test_a_repeated_search_reuses_the_cached_rerank(kb, client, genapi):
 
 def test_rerank_tokens_stay_within_the_budget_however_long_the_passages(kb, space, client, genapi, settings):
     """The cost is bounded by the budget, not by the passages: 10x longer passages cost the same."""
-    from tests.search.conftest import collection_make, document_make
-
     settings.RAG_RERANK_DOCUMENTS, settings.RAG_RERANK_DOCUMENT_TOKENS = 6, 40
     settings.RAG_RERANK_TOKENS_MAX = 250
     filler = "The quarterly report lists office supplies, travel and training budgets in detail. "
     spent = {}
     for repeat in (3, 30):
         slug = f"long-{repeat}"
-        collection = collection_make(slug)
-        document_make(
-            collection,
-            [filler * repeat + f"Hardware tokens for {slug} are rotated yearly." + filler * repeat
-             for _ in range(8)],
+        DocumentFactory(
+            collection=CollectionFactory(slug=slug, is_public=True),
+            passages=[filler * repeat + f"Hardware tokens for {slug} are rotated yearly." + filler * repeat
+                      for _ in range(8)],
             space=space,
         )  # fmt: skip
         body = {"query": f"hardware tokens {slug} rotated", "collections": [slug]}
-        result = post(client, "/api/search", body, caller_make()).json()
+        result = post(client, "/api/search", body, ApiKeyFactory()).json()
         assert result["reranked"] is True
         spent[repeat] = result["rerank_tokens"]
     assert 0 < spent[3] <= 250 and 0 < spent[30] <= 250
     assert spent[30] <= spent[3] * 1.2
     settings.RAG_RERANK_DOCUMENT_TOKENS = settings.RAG_RERANK_TOKENS_MAX = 0  # no cap: cost follows length
     body = {"query": "hardware tokens long-30 rotated again", "collections": ["long-30"]}
-    uncapped = post(client, "/api/search", body, caller_make()).json()["rerank_tokens"]
+    uncapped = post(client, "/api/search", body, ApiKeyFactory()).json()["rerank_tokens"]
     assert uncapped > 5 * spent[30]
 
 
@@ -345,7 +342,7 @@ def test_best_window_keeps_the_query_words_of_a_long_passage():
 
 
 def test_ask_reports_its_stages(kb, client, genapi):
-    caller = caller_make()
+    caller = ApiKeyFactory()
     body = post(client, "/api/ask", {"question": QUESTION, "api": "chat"}, caller).json()
     assert {"rewrite", "embed", "vector", "fulltext", "rerank", "answer", "total"} <= set(body["timings"])
     assert body["rerank_tokens"] > 0
