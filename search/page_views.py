@@ -15,6 +15,7 @@ import os
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils.text import slugify
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.forms import RateLimitedAuthenticationForm
 from accounts.selectors import chunk_get_readable_or_404, collections_readable, document_get_readable_or_404
-from ingestion.models import Document
+from ingestion.models import Chunk, Document
 from search.page_text import MAX_HIGHLIGHT_QUERY_CHARS, text_highlight, text_reflow
 
 # Passages shown on each side of a cited one when it opens in place on the search page.
@@ -51,6 +52,14 @@ def _readable_document(request: HttpRequest, document_id: int) -> Document:
     return document_get_readable_or_404(document_id, request.user)
 
 
+def _chunks_for_display(chunks: QuerySet[Chunk]) -> list[Chunk]:
+    """The chunks in document order, each with `display_text`: its text as the page shows it."""
+    shown = list(chunks.only("id", "ordinal", "text", "page", "heading_path").order_by("ordinal"))
+    for chunk in shown:
+        chunk.display_text = text_reflow(chunk.text)
+    return shown
+
+
 @require_GET
 @login_required
 def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
@@ -59,9 +68,7 @@ def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
         cited_chunk_id = int(request.GET.get("chunk", ""))
     except ValueError:
         cited_chunk_id = None
-    chunks = list(document.chunks.only("id", "ordinal", "text", "page", "heading_path").order_by("ordinal"))
-    for chunk in chunks:
-        chunk.display_text = text_reflow(chunk.text)
+    chunks = _chunks_for_display(document.chunks.all())
     return render(
         request,
         "search/document.html",
@@ -84,16 +91,11 @@ def passage_context(request: HttpRequest, document_id: int, chunk_id: int) -> Ht
     if len(query) > MAX_HIGHLIGHT_QUERY_CHARS:
         return HttpResponseBadRequest("The query is too long.", content_type="text/plain; charset=utf-8")
     cited = chunk_get_readable_or_404(chunk_id, request.user, document_id=document_id)
-    around = list(
+    around = _chunks_for_display(
         cited.document.chunks.filter(
             ordinal__gte=cited.ordinal - CONTEXT_PASSAGES, ordinal__lte=cited.ordinal + CONTEXT_PASSAGES
-        )
-        .exclude(pk=cited.pk)
-        .only("id", "ordinal", "text")
-        .order_by("ordinal")
+        ).exclude(pk=cited.pk)
     )
-    for chunk in around:
-        chunk.display_text = text_reflow(chunk.text)
     return render(
         request,
         "search/_passage_context.html",
