@@ -45,18 +45,46 @@ def collections_readable(user, api_key=None) -> QuerySet[Collection]:
     if user.is_superuser:
         readable = Collection.objects.all()
     else:
+        # Writers read what they write.
         readable = Collection.objects.filter(
-            Q(is_public=True)
-            | Q(pk__in=Collection.reader_users.through.objects.filter(user=user).values("collection_id"))
-            | Q(
-                pk__in=Collection.reader_groups.through.objects.filter(
-                    group__in=user.groups.values("pk")
-                ).values("collection_id")
-            )
+            Q(is_public=True) | _member_of(user, "reader_users", "reader_groups") | _member_of(user)
         )
+    return _narrowed(readable, api_key)
+
+
+def collections_writable(user, api_key=None) -> QuerySet[Collection]:
+    """Collections `user` may change: add, replace, re-ingest and delete documents. THE one place that
+    decides writability, next to `collections_readable`: the API's writes and the admin's actions and
+    forms all take it. Writers are the groups and users chosen in the admin; superusers write everywhere.
+    Reading is not writing (a public collection is readable by all, writable by its writers only). A
+    narrowed key narrows writing too; the `ingest` scope is checked by the caller, not here."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Collection.objects.none()
+    if api_key is not None and (api_key.revoked_at is not None or api_key.user_id != user.pk):
+        return Collection.objects.none()
+    writable = Collection.objects.all() if user.is_superuser else Collection.objects.filter(_member_of(user))
+    return _narrowed(writable, api_key)
+
+
+def _member_of(user, users_field: str = "writer_users", groups_field: str = "writer_groups") -> Q:
+    """Collections naming `user`, or one of their groups, in the given relations (as subqueries)."""
+    users = getattr(Collection, users_field).through.objects.filter(user=user)
+    groups = getattr(Collection, groups_field).through.objects.filter(group__in=user.groups.values("pk"))
+    return Q(pk__in=users.values("collection_id")) | Q(pk__in=groups.values("collection_id"))
+
+
+def _narrowed(collections: QuerySet[Collection], api_key) -> QuerySet[Collection]:
     if api_key is not None and (api_key.collections_narrowed or api_key.collections.exists()):
-        readable = readable.filter(pk__in=api_key.collections.values("pk"))
-    return readable
+        return collections.filter(pk__in=api_key.collections.values("pk"))
+    return collections
+
+
+def collection_get_writable(slug: str, user, api_key=None) -> Collection | None:
+    return collections_writable(user, api_key).filter(slug=slug).first()
+
+
+def collection_is_writable(collection_id: int, user, api_key=None) -> bool:
+    return collections_writable(user, api_key).filter(pk=collection_id).exists()
 
 
 def collection_ids_readable(user, api_key=None) -> list[int]:

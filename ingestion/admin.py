@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.selectors import collections_readable
+from accounts.selectors import collections_readable, collections_writable
 from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
 from ingestion.services.documents import document_create, document_delete, document_reingest
 from ingestion.services.errors import IngestionError
@@ -22,11 +22,26 @@ class CollectionAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "is_public", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    filter_horizontal = ["reader_groups", "reader_users"]
+    filter_horizontal = ["reader_groups", "reader_users", "writer_groups", "writer_users"]
 
     def get_queryset(self, request):
-        # Staff who are not superusers administer only the collections they may read.
+        # Staff who are not superusers see only the collections they may read ...
         return super().get_queryset(request).filter(pk__in=collections_readable(request.user).values("pk"))
+
+    # ... and change (readers, writers, publicity) or delete only those they may write.
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and _writable(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and _writable(request, obj)
+
+
+def _writable(request, obj) -> bool:
+    """Whether the object (a collection, or a document's collection) is writable; True for no object."""
+    if obj is None:
+        return True
+    collection_id = obj.pk if isinstance(obj, Collection) else obj.collection_id
+    return collections_writable(request.user).filter(pk=collection_id).exists()
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -51,7 +66,7 @@ class DocumentUploadForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["collection"].queryset = collections_readable(user)
+        self.fields["collection"].queryset = collections_writable(user)
 
 
 class ChunkInline(admin.TabularInline):
@@ -84,6 +99,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "size_bytes",
         "content_sha256",
         "created_by",
+        "updated_by",
         "created_at",
         "updated_at",
     ]
@@ -101,8 +117,26 @@ class DocumentAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "collection":
-            kwargs["queryset"] = collections_readable(request.user)
+            kwargs["queryset"] = collections_writable(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    # Documents of collections the user may only read are shown read-only, and actions skip them.
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and _writable(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and _writable(request, obj)
+
+    def _writable_only(self, request, queryset):
+        writable = queryset.filter(collection__in=collections_writable(request.user).values("pk"))
+        skipped = queryset.count() - writable.count()
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} document(s) skipped: you may not change their collection.",
+                messages.WARNING,
+            )
+        return writable
 
     def has_add_permission(self, request):
         # Documents come in through the upload view (one or many files), not the plain add form.
@@ -127,16 +161,18 @@ class DocumentAdmin(admin.ModelAdmin):
     # without that permission (a view-only account sees the list, not the buttons).
     @admin.action(description="Re-ingest selected documents", permissions=["change"])
     def reingest_selected(self, request, queryset):
-        for document in queryset:
+        count = 0
+        for document in self._writable_only(request, queryset):
             document_reingest(document)
-        self.message_user(request, f"{queryset.count()} document(s) queued for ingestion.")
+            count += 1
+        self.message_user(request, f"{count} document(s) queued for ingestion.")
 
     @admin.action(
         description="Delete selected documents (with their passages and vectors)", permissions=["delete"]
     )
     def delete_with_chunks(self, request, queryset):
         count = 0
-        for document in queryset:
+        for document in self._writable_only(request, queryset):
             document_delete(document)
             count += 1
         self.message_user(request, f"{count} document(s) deleted.")

@@ -1,22 +1,30 @@
 """REST API for collections and documents. Reads go through ingestion.selectors (readable collections only);
-writes need `request_can_ingest` and read access to the target collection."""
+writes need `request_can_ingest` and a collection from `collections_writable` (reading is not writing).
+
+Scopes per endpoint: passage text (chunk list) needs `search`; document status and metadata (list,
+detail) `search` or `ingest`; writes `ingest`; creating a collection `admin` and staff."""
 
 from __future__ import annotations
 
 import json
 
+from django.core.validators import URLValidator
 from django.db import IntegrityError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey
 from accounts.permissions import request_can_ingest, request_has_scope
-from accounts.selectors import collection_get_readable_or_403
+from accounts.selectors import (
+    collection_get_readable_or_403,
+    collection_get_writable,
+    collection_is_writable,
+)
 from ingestion import selectors
 from ingestion.models import Document
 from ingestion.services.collections import collection_create
@@ -27,8 +35,13 @@ from ingestion.services.documents import (
     document_update,
     documents_bulk_create,
 )
+from rag_project.json_input import BoundedJSONParser, json_loads_bounded, json_value_problem
 
 BULK_MAX_DOCUMENTS = 1000
+# Metadata is stored with each document and returned with every passage: bounded in size as well as depth.
+MAX_METADATA_BYTES = 16 * 1024
+# `source_url` is shown as a link: only web addresses (never javascript:, file:, data:, ftp:).
+URL_SCHEMES = ["http", "https"]
 
 
 def _api_key(request) -> ApiKey | None:
@@ -42,13 +55,60 @@ def _require_ingest(request) -> None:
         )
 
 
+def _require_scope(request, *scopes: str) -> None:
+    """One of `scopes` (reading passage text needs `search`; document status also `ingest`, to poll)."""
+    if not any(request_has_scope(request, scope) for scope in scopes):
+        names = " or ".join(f"'{scope}'" for scope in scopes)
+        raise exceptions.PermissionDenied(f"This API key lacks the {names} scope.")
+
+
 def _writable_collection(request, slug: str):
     _require_ingest(request)
-    collection = selectors.collection_get_readable(slug, request.user, _api_key(request))
+    collection = collection_get_writable(slug, request.user, _api_key(request))
     if collection is None:
-        # The same answer whether the collection is missing or not readable: existence is not leaked.
+        # The same answer whether the collection is missing, unreadable or only readable: reading is not
+        # writing, and existence is not leaked.
         raise exceptions.PermissionDenied(f"You cannot add documents to the collection '{slug}'.")
     return collection
+
+
+def _writable_document(request, document_id: int) -> Document:
+    """The document, if the caller may change it: 404 when unreadable, 403 when readable only."""
+    document = _readable_document(request, document_id)
+    _require_ingest(request)
+    if not collection_is_writable(document.collection_id, request.user, _api_key(request)):
+        raise exceptions.PermissionDenied(
+            f"You may read but not change documents of the collection '{document.collection.slug}'."
+        )
+    return document
+
+
+def metadata_check(value):
+    """Metadata as stored: a JSON object (multipart sends it as a JSON string), bounded in depth and size,
+    with nothing PostgreSQL's jsonb refuses (NUL, unpaired surrogates, non-finite numbers)."""
+    if isinstance(value, str):
+        try:
+            value = json_loads_bounded(value) if value.strip() else {}
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Metadata must be a JSON object.")
+    problem = json_value_problem(value)
+    if problem:
+        where, why = problem
+        raise serializers.ValidationError(f"{where}: {why}" if where else why)
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise serializers.ValidationError(
+            f"Metadata is {size} bytes; at most {MAX_METADATA_BYTES} are accepted."
+        )
+    return value
+
+
+def source_url_field() -> serializers.URLField:
+    return serializers.URLField(
+        max_length=2000, required=False, allow_blank=True, default="", validators=[URLValidator(URL_SCHEMES)]
+    )
 
 
 def _readable_document(request, document_id: int) -> Document:
@@ -131,14 +191,14 @@ class CollectionListCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            collection = collection_create(**data.validated_data)
+            collection = collection_create(**data.validated_data, created_by=request.user)
         except IntegrityError as exc:
             raise exceptions.ValidationError({"slug": ["A collection with this slug exists."]}) from exc
         return Response(self.OutputSerializer(collection).data, status=status.HTTP_201_CREATED)
 
 
 class DocumentListCreateApi(APIView):
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
         collection = serializers.SlugField()
@@ -146,17 +206,10 @@ class DocumentListCreateApi(APIView):
         file = serializers.FileField(required=False)
         text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
         metadata = serializers.JSONField(required=False, default=dict)
-        source_url = serializers.URLField(max_length=2000, required=False, allow_blank=True, default="")
+        source_url = source_url_field()
 
         def validate_metadata(self, value):
-            if isinstance(value, str):  # multipart sends the metadata as a JSON string
-                try:
-                    value = json.loads(value) if value.strip() else {}
-                except json.JSONDecodeError as exc:
-                    raise serializers.ValidationError(f"Not valid JSON: {exc}") from exc
-            if not isinstance(value, dict):
-                raise serializers.ValidationError("Metadata must be a JSON object.")
-            return value
+            return metadata_check(value)
 
         def validate(self, attrs):
             if ("file" in attrs) == ("text" in attrs):
@@ -174,6 +227,7 @@ class DocumentListCreateApi(APIView):
         responses=DocumentOutputSerializer(many=True),
     )
     def get(self, request):
+        _require_scope(request, "search", "ingest")  # status and metadata, no passage text
         status_filter = request.query_params.get("status") or None
         if status_filter and status_filter not in Document.Status.values:
             raise exceptions.ValidationError({"status": [f"One of {', '.join(Document.Status.values)}."]})
@@ -225,7 +279,10 @@ class DocumentBulkCreateApi(APIView):
             title = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
             text = serializers.CharField(allow_blank=True, trim_whitespace=False)
             metadata = serializers.DictField(required=False, default=dict)
-            source_url = serializers.URLField(max_length=2000, required=False, allow_blank=True, default="")
+            source_url = source_url_field()
+
+            def validate_metadata(self, value):
+                return metadata_check(value)
 
         collection = serializers.SlugField()
         documents = ItemSerializer(many=True, allow_empty=False, max_length=BULK_MAX_DOCUMENTS)
@@ -261,7 +318,7 @@ class DocumentBulkCreateApi(APIView):
 
 
 class DocumentDetailApi(APIView):
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     class UpdateSerializer(serializers.Serializer):
         title = serializers.CharField(max_length=500, required=False, allow_blank=True)
@@ -276,6 +333,7 @@ class DocumentDetailApi(APIView):
         summary="A document: status, progress, error, chunk count", responses=DocumentOutputSerializer
     )
     def get(self, request, document_id: int):
+        _require_scope(request, "search", "ingest")  # status and metadata, no passage text
         return Response(DocumentOutputSerializer(_readable_document(request, document_id)).data)
 
     @extend_schema(
@@ -287,8 +345,7 @@ class DocumentDetailApi(APIView):
         responses={202: DocumentOutputSerializer},
     )
     def put(self, request, document_id: int):
-        document = _readable_document(request, document_id)
-        _require_ingest(request)
+        document = _writable_document(request, document_id)
         data = self.UpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -300,13 +357,13 @@ class DocumentDetailApi(APIView):
             text=values.get("text"),
             title=values.get("title") or None,
             metadata=values.get("metadata"),
+            updated_by=request.user,
         )
         return Response(DocumentOutputSerializer(document).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Delete a document with its chunks and vectors", responses={204: None})
     def delete(self, request, document_id: int):
-        document = _readable_document(request, document_id)
-        _require_ingest(request)
+        document = _writable_document(request, document_id)
         document_delete(document)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -318,8 +375,7 @@ class DocumentReingestApi(APIView):
         responses={202: DocumentOutputSerializer},
     )
     def post(self, request, document_id: int):
-        document = _readable_document(request, document_id)
-        _require_ingest(request)
+        document = _writable_document(request, document_id)
         document = document_reingest(document)
         return Response(DocumentOutputSerializer(document).data, status=status.HTTP_202_ACCEPTED)
 
@@ -345,5 +401,6 @@ class DocumentChunkListApi(APIView):
         responses=OutputSerializer(many=True),
     )
     def get(self, request, document_id: int):
+        _require_scope(request, "search")  # full passage text, like /api/search and the passage endpoint
         document = _readable_document(request, document_id)
         return _paginate(request, self, selectors.chunk_list(document), self.OutputSerializer)

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.validators import URLValidator
 from django.db import models
 from pgvector.django import HalfVectorField
 
@@ -25,6 +26,20 @@ class Collection(models.Model):
     reader_groups = models.ManyToManyField(Group, blank=True, related_name="readable_collections")
     reader_users = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="readable_collections"
+    )
+    # Writers add, replace and delete documents (and read them). Reading is not writing: a reader, even of
+    # a public collection, cannot change it. Superusers write everywhere.
+    writer_groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="writable_collections",
+        help_text="Members may add, change and delete documents (and read them).",
+    )
+    writer_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="writable_collections",
+        help_text="These users may add, change and delete documents (and read them).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -79,7 +94,9 @@ class Document(models.Model):
         blank=True,
         help_text="The text, given or extracted from the file; chunk spans index into it.",
     )
-    source_url = models.URLField(max_length=2000, blank=True)
+    source_url = models.URLField(
+        max_length=2000, blank=True, validators=[URLValidator(schemes=["http", "https"])]
+    )
     mime_type = models.CharField(max_length=200, blank=True)
     size_bytes = models.BigIntegerField(default=0)
     content_sha256 = models.CharField(max_length=64, db_index=True)
@@ -90,7 +107,11 @@ class Document(models.Model):
     chunks_embedded = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     processing_started_at = models.DateTimeField(null=True, blank=True)
+    # The uploader, and who last replaced the content (API PUT, same source_url, bulk).
     created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

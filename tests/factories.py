@@ -3,6 +3,7 @@ vectors, API keys. Every test builds rows through these, so every test starts fr
 
 - a user has no usable password (hashing one dominates fast tests); pass `password=` to sign in with it;
 - a collection is private and readable by nobody; pass `is_public=True`, `reader_users=` or `reader_groups=`;
+  nobody but superusers writes to it; pass `writer_users=` or `writer_groups=`;
 - a document is ready, with one chunk per passage and no vectors; pass `space=` to embed them (stand-in);
 - an API key is made by the real service, unscoped and not narrowed; its raw key is `api_key.raw_key`.
 
@@ -84,6 +85,16 @@ class CollectionFactory(DjangoModelFactory):
     def reader_groups(collection, create, extracted, **kwargs):
         if create and extracted:
             collection.reader_groups.add(*_groups(extracted))
+
+    @factory.post_generation
+    def writer_users(collection, create, extracted, **kwargs):
+        if create and extracted:
+            collection.writer_users.add(*extracted)
+
+    @factory.post_generation
+    def writer_groups(collection, create, extracted, **kwargs):
+        if create and extracted:
+            collection.writer_groups.add(*_groups(extracted))
 
 
 def active_space() -> EmbeddingSpace:

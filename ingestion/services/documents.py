@@ -114,6 +114,7 @@ def document_create(
                 text=text,
                 title=title or None,
                 metadata=metadata,
+                updated_by=created_by,
                 _checked=(sha, mime, size, failure),
             )
             return document, False
@@ -150,6 +151,7 @@ def document_update(
     text: str | None = None,
     title: str | None = None,
     metadata: dict | None = None,
+    updated_by=None,
     _checked: tuple | None = None,
 ) -> Document:
     """Replace a document's content; its chunks are replaced on ingestion, unchanged ones keep their vectors.
@@ -174,6 +176,8 @@ def document_update(
         document.title = title[:500]
     if metadata is not None:
         document.metadata = metadata
+    if updated_by is not None:
+        document.updated_by = updated_by
     if file is not None:
         document.text = ""
         if not failure:
@@ -229,7 +233,11 @@ def documents_bulk_create(
         url = item.get("source_url") or ""
         if url and url in by_url:
             updated = document_update(
-                by_url[url], text=text, title=item.get("title") or None, metadata=item.get("metadata")
+                by_url[url],
+                text=text,
+                title=item.get("title") or None,
+                metadata=item.get("metadata"),
+                updated_by=created_by,
             )
             existing[sha] = updated
             results.append(updated)

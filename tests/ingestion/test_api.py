@@ -39,8 +39,9 @@ def client_for():
 
 @pytest.fixture
 def collections(staff, reader):
-    public = CollectionFactory(slug="public", is_public=True)
-    private = CollectionFactory(slug="private", reader_users=[staff])
+    # Staff write to both (writers are chosen per collection); the reader only reads the public one.
+    public = CollectionFactory(slug="public", is_public=True, writer_users=[staff])
+    private = CollectionFactory(slug="private", reader_users=[staff], writer_users=[staff])
     return public, private
 
 

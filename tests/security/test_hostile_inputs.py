@@ -31,7 +31,7 @@ SIZE_MIDDLEWARE = "rag_project.security.RequestSizeLimitMiddleware"
 @pytest.fixture
 def uploader(db, genapi):
     user = UserFactory(username="ingester", is_staff=True)
-    collection = CollectionFactory(slug="inbox", is_public=True)
+    collection = CollectionFactory(slug="inbox", is_public=True, writer_users=[user])
     raw = ApiKeyFactory(user=user, scopes=["ingest", "search"]).raw_key
     client = Client(**bearer(raw))
     client.user = user

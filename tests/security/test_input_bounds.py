@@ -8,10 +8,10 @@ import json
 import pytest
 from django.test import Client
 
-from ingestion.models import Collection, Document
+from ingestion.models import Document
 from rag_project.json_input import MAX_JSON_DEPTH, json_loads_bounded
 from search.models import QueryLog
-from tests.factories import ApiKeyFactory, UserFactory, bearer
+from tests.factories import ApiKeyFactory, CollectionFactory, UserFactory, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def api(db, genapi):
     user = UserFactory(username="writer", is_staff=True)
-    Collection.objects.create(name="Inbox", slug="inbox", is_public=True)
+    CollectionFactory(slug="inbox", is_public=True, writer_users=[user])
     raw = ApiKeyFactory(user=user, scopes=["ingest", "search", "ask"]).raw_key
     client = Client(raise_request_exception=False, **bearer(raw))
     client.user = user
