@@ -95,10 +95,16 @@ def test_create_text_and_file_documents_then_duplicate(client_for, staff, collec
     assert bad.status_code == 400 and "metadata" in bad.json()["error"]["details"]
 
 
-def test_writes_need_ingest_rights_and_a_readable_collection(client_for, staff, reader, collections):
+def test_writes_need_ingest_rights_and_a_writable_collection(client_for, staff, reader, collections):
     denied = client_for(reader).post("/api/documents", {"collection": "public", "text": "x"}, format="json")
     assert denied.status_code == 403 and set(denied.json()["error"]) >= {"code", "message"}
     ingest_key = client_for(reader, scopes=["ingest"])
+    # Reading the public collection is not writing to it; a writer with the ingest scope may.
+    assert (
+        ingest_key.post("/api/documents", {"collection": "public", "text": "hi"}, format="json").status_code
+        == 403
+    )
+    collections[0].writer_users.add(reader)
     assert (
         ingest_key.post(
             "/api/documents", {"collection": "public", "text": "hello"}, format="json"

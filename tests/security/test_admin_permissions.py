@@ -19,6 +19,7 @@ def staff_with(*codenames: str):
     )
     client = Client()
     client.force_login(user)
+    client.user = user
     return client
 
 
@@ -48,6 +49,7 @@ def test_view_only_staff_cannot_run_document_actions(document, action):
 
 def test_staff_with_the_permission_can_run_them(document, genapi):
     client = staff_with("view_document", "change_document", "delete_document")
+    document.collection.writer_users.add(client.user)  # and write access to the collection
     listing = client.get("/admin/ingestion/document/").content.decode()
     assert "delete_with_chunks" in listing and "reingest_selected" in listing
     run_action(client, "reingest_selected", document.pk)
