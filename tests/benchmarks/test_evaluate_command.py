@@ -61,12 +61,9 @@ def test_evaluate_skips_loaded_documents_and_scores_every_mode(genapi, tmp_path)
     for mode in ("vector", "hybrid"):
         output = evaluate("--dataset", str(dataset), "--mode", mode)
         assert "0 new, 5 already loaded" in output
-        metrics = metrics_printed(output)
-        # 5 documents, one relevant each: whatever the ranking, the relevant one is within the top 100.
-        assert metrics["Recall@100"] == 1.0
-        assert 0.0 < metrics["MRR@10"] <= 1.0
-        assert 0.0 < metrics["nDCG@10"] <= 1.0
-        assert metrics["nDCG@10"] >= metrics["MRR@10"] * 0.6309  # one relevant doc: nDCG = 1/log2(r+1) >= ...
+        # Each query shares its distinctive words with its one relevant document, so the stand-in's
+        # embeddings (and the fusion of both lists) rank that document first, like full text does.
+        assert metrics_printed(output) == {"nDCG@10": 1.0, "Recall@100": 1.0, "MRR@10": 1.0}, mode
     assert Document.objects.filter(collection__slug="beir-tiny").count() == 5
 
 
