@@ -253,20 +253,19 @@ def test_pdf_with_javascript_is_text_only_and_never_executed(uploader, genapi, c
     with recording_http_server() as (port, hits), connections_recorded() as attempts:
         script = f"app.alert('pdfjsmarker'); this.submitForm('http://127.0.0.1:{port}/steal');"
         response = upload(uploader, "report.pdf", _pdf_with_javascript("Quarterly zebrapdf figures", script))
-        assert response.status_code in (200, 201, 400, 415), response.content
-        if response.status_code in (200, 201):
-            document = ingest(response.json()["id"])
-            assert document.mime_type == "application/pdf"
-            text = " ".join(Chunk.objects.filter(document=document).values_list("text", flat=True))
-            assert "pdfjsmarker" not in text and "submitForm" not in text
-            if document.status == Document.Status.READY:
-                assert "zebrapdf" in text
-                # Served back only as a download, never rendered inline by the browser.
-                client.force_login(uploader.user)
-                download = client.get(f"/documents/{document.pk}/download")
-                assert download.status_code == 200
-                assert download["Content-Disposition"].startswith("attachment")
-                assert download["X-Content-Type-Options"] == "nosniff" or not settings.DEBUG
+        # The PDF is valid: it is accepted and its text ingested, its script kept out.
+        assert response.status_code == 201, response.content
+        document = ingest(response.json()["id"])
+        assert (document.mime_type, document.status) == ("application/pdf", Document.Status.READY)
+        text = " ".join(Chunk.objects.filter(document=document).values_list("text", flat=True))
+        assert "zebrapdf" in text
+        assert "pdfjsmarker" not in text and "submitForm" not in text
+        # Served back only as a download, never rendered inline by the browser.
+        client.force_login(uploader.user)
+        download = client.get(f"/documents/{document.pk}/download")
+        assert download.status_code == 200
+        assert download["Content-Disposition"].startswith("attachment")
+        assert download["X-Content-Type-Options"] == "nosniff"
     assert hits == []
     assert not [a for a in attempts if len(a) > 1 and a[1] == port]
 
