@@ -86,6 +86,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body (CsrfViewMiddleware reads request.POST): refuse by Content-Length.
     "rag_project.security.RequestSizeLimitMiddleware",
+    # NUL characters in the URL are a 400 before any view queries with them.
+    "rag_project.security.UnstorableQueryMiddleware",
     "rag_project.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -140,3 +140,18 @@ def test_chat_history_passes_on_the_last_turns_only(api, monkeypatch):
 def test_chat_stream_options_are_typed(api):
     response = chat(api, [{"role": "user", "content": "hi"}], stream=True, stream_options={"x": {"y": [1]}})
     assert response.status_code == 400, response.content[:300]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/documents?collection=%00",
+        "/api/documents?status=a%00",
+        "/api/documents/1/chunks?limit=%00",
+        "/api/documents?x%00=1",
+    ],
+)
+def test_nul_in_the_url_is_a_400(api, url):
+    response = api.get(url)
+    assert response.status_code == 400, (url, response.status_code, response.content[:300])
+    assert "NUL" in response.json()["error"]["message"]
