@@ -44,7 +44,8 @@ def documents_enqueue(document_ids: list[int]) -> None:
 
 
 def chunks_delete(document_ids: list[int]) -> None:
-    """Raw deletes: Django's cascade would load every chunk and vector into memory first."""
+    """Raw deletes: `QuerySet.delete()` loads every chunk (text included) into memory to cascade; these two
+    statements never bring a row out of the database."""
     with connection.cursor() as cursor:
         cursor.execute(
             "DELETE FROM ingestion_chunkembedding WHERE chunk_id IN "
@@ -70,6 +71,8 @@ class _Work:
 def _documents_claim(document_ids: list[int]) -> tuple[list[int], object]:
     """Take the lease on the given documents that are queued (or whose lease went stale)."""
     stale = timezone.now() - timedelta(seconds=settings.RAG_STALE_PROCESSING_SECONDS)
+    # Raw: one `UPDATE ... RETURNING` takes the lease and reads which rows it got in one atomic statement;
+    # the ORM's update() returns only a count, and a SELECT first would race with another worker.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE ingestion_document SET status = 'processing', processing_started_at = now(), "

@@ -27,6 +27,8 @@ def _index_name(space_id: int) -> str:
 def embedding_space_index_create(space: EmbeddingSpace) -> None:
     """The space's partial HNSW index; search must use the same cast and `space_id` predicate.
 
+    Raw DDL: the index exists per space row, created at run time, which migrations cannot express.
+
     (`CREATE INDEX CONCURRENTLY` cannot run in a transaction; a new space has no rows, so a plain one is
     instant.)
     """
@@ -105,7 +107,7 @@ def embedding_space_get_or_create_active() -> EmbeddingSpace:
             settings.GENAPI_EMBEDDING_MODEL, settings.GENAPI_EMBEDDING_DIMENSIONS
         )
     with transaction.atomic():
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor:  # no ORM API for advisory locks
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SPACE_LOCK_KEY])
         space = EmbeddingSpace.objects.filter(is_active=True).first()
         if space is not None:
@@ -214,7 +216,8 @@ def embedding_space_retire(space: EmbeddingSpace) -> None:
     if space.is_active:
         raise EmbeddingSpaceError("The active embedding space cannot be retired.")
     with transaction.atomic():
-        ChunkEmbedding.objects.filter(space=space)._raw_delete(connection.alias)
+        # One DELETE: vectors have no dependents and no delete signals, so Django fast-deletes them.
+        ChunkEmbedding.objects.filter(space=space).delete()
         embedding_space_index_drop(space)
         EmbeddingSpace.objects.filter(pk=space.pk).update(status=EmbeddingSpace.Status.RETIRED)
 
