@@ -51,6 +51,15 @@ def _as_file(file, filename: str | None) -> File:
     return file
 
 
+def _content_take(file, filename: str | None, text: str | None) -> tuple[File | None, str | None]:
+    """Exactly one of a file (bytes, a file object or a Django File) or text, in the form stored."""
+    if (file is None) == (text is None):
+        raise IngestionError("Give either a file or text.")
+    if file is not None:
+        return _as_file(file, filename), None
+    return None, normalize_newlines(text)
+
+
 def _document_source_check(file: File | None, text: str | None) -> tuple[str, str, int, str]:
     """(sha256, mime type, size, failure reason) of the new content, sniffing files from their bytes."""
     if file is not None:
@@ -95,12 +104,7 @@ def document_create(
     The same content in the same collection returns the existing document (`created` False) and costs no
     embedding call. A different content with the same `source_url` replaces that document's content.
     """
-    if (file is None) == (text is None):
-        raise IngestionError("Give either a file or text.")
-    if file is not None:
-        file = _as_file(file, filename)
-    else:
-        text = normalize_newlines(text)
+    file, text = _content_take(file, filename, text)
     sha, mime, size, failure = _document_source_check(file, text)
     existing = Document.objects.filter(collection=collection, content_sha256=sha).first()
     if existing is not None:
@@ -158,12 +162,7 @@ def document_update(
 
     If another document of the collection already has exactly this content, that one is returned.
     """
-    if (file is None) == (text is None):
-        raise IngestionError("Give either a file or text.")
-    if file is not None:
-        file = _as_file(file, filename)
-    else:
-        text = normalize_newlines(text)
+    file, text = _content_take(file, filename, text)
     sha, mime, size, failure = _checked or _document_source_check(file, text)
     document = Document.objects.select_for_update().get(pk=document.pk)
     if sha != document.content_sha256:
