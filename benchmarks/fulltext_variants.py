@@ -3,7 +3,8 @@ collection
 already loaded by `manage.py evaluate` (same passages, same qrels), run as SQL against the same tables.
 
 Variants:
-- `current`: search.selectors.fulltext_candidates as shipped (all words; any word only when nothing has all).
+- `current`: search.selectors.fulltext_candidates as shipped (BM25 from the impact-ordered postings).
+- `gin_pool`: design (c), a bounded GIN pool on the rarest lexemes, then BM25 over the pooled tsvectors.
 - `or_rank_cd`: any word, ts_rank_cd.           - `or_rank`: any word, ts_rank.
 - `and_then_or`: passages with all words first, then the any-word list fills up to 100.
 - `bm25`: any-word candidates scored by BM25 (k1 0.9, b 0.4, IDF from the collection's passages) in SQL.
@@ -112,6 +113,50 @@ class Bm25:
         return [r[0] for r in _rows(sql, params)]
 
 
+def gin_pool_candidates(query: str, collection_ids: list[int], limit: int, pool: int = 2000) -> list[int]:
+    """Design (c): a bounded pool from the GIN index on the rarest query lexemes (rarest first, while
+    their passage counts add up to at most `pool`; at least the rarest one), LIMIT `pool`, then BM25 over
+    the pooled passages' own tsvectors. Statistics from the same lexeme tables as the shipped leg."""
+    from search.selectors import BM25_B, BM25_K1, _filters_sql, lexeme_stats
+    from search.types import SearchFilters
+
+    stats = lexeme_stats(query)
+    lexemes = sorted(stats.docs, key=lambda x: (stats.docs[x], x))
+    if not lexemes:
+        return []
+    admitted, total = [], 0
+    for lexeme in lexemes:
+        if admitted and total + stats.docs[lexeme] > pool:
+            break
+        admitted.append(lexeme)
+        total += stats.docs[lexeme]
+    where, params = _filters_sql(collection_ids, SearchFilters())
+    k1, b = float(BM25_K1), float(BM25_B)
+    sql = f"""
+        WITH q(lexeme, idf) AS (SELECT * FROM unnest(%s::text[], %s::float8[])),
+        pool AS (
+            SELECT c.id, c.search_vector AS v
+            FROM ingestion_chunk c JOIN ingestion_document d ON d.id = c.document_id
+            WHERE c.search_vector @@ (
+                SELECT string_agg(quote_literal(x), ' | ')::tsquery FROM unnest(%s::text[]) x
+            ) AND {where}
+            LIMIT %s
+        ),
+        terms AS (
+            SELECT pool.id, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf,
+                   sum(coalesce(array_length(u.positions, 1), 1)) OVER (PARTITION BY pool.id) AS dl
+            FROM pool, unnest(pool.v) u
+        )
+        SELECT terms.id,
+               sum(q.idf * tf * {k1 + 1} / (tf + {k1} * ({1 - b} + {b} * dl / %s::float8))) AS score
+        FROM terms JOIN q ON q.lexeme = terms.lexeme
+        GROUP BY terms.id ORDER BY score DESC, terms.id LIMIT %s
+    """  # noqa: S608 - fixed fragments and floats only
+    all_lexemes = sorted(stats.docs)
+    params = [all_lexemes, [stats.idf(x) for x in all_lexemes], admitted, *params, int(pool)]
+    return [r[0] for r in _rows(sql, [*params, stats.avg_length, int(limit)])]
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_project.settings")
     os.environ.setdefault("DJANGO_DEBUG", "1")
@@ -119,10 +164,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--variants", default="current,or_rank_cd,or_rank,and_then_or,bm25")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="NAME=VALUE: override a search.selectors constant (BM25_K1, ...); repeatable",
+    )
     args = parser.parse_args(argv)
     import django
 
     django.setup()
+    import search.selectors as selectors
+
+    for assignment in args.set:
+        name, value = assignment.split("=", 1)
+        current = getattr(selectors, name)
+        setattr(selectors, name, type(current)(value))
     from ingestion.models import Chunk, Collection
     from search.evaluation import beir_collection_slug, beir_load, passages_to_documents, run_evaluate
     from search.selectors import fulltext_candidates
@@ -161,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         "or_rank": lambda q: ranked_sql(q, collection.pk, OR_QUERY, "ts_rank"),
         "and_then_or": and_then_or,
         "bm25": bm25.search,
+        "gin_pool": lambda q: gin_pool_candidates(q, [collection.pk], LIMIT),
         "bm25_pool1000": lambda q: bm25.search(q, pool=1000),
         "hybrid_or_rank": lambda q: hybrid(q, lambda x: ranked_sql(x, collection.pk, OR_QUERY, "ts_rank")),
         "hybrid_bm25": lambda q: hybrid(q, bm25.search),
@@ -170,7 +228,10 @@ def main(argv: list[str] | None = None) -> None:
             ]
         )(ranked_sql(q, collection.pk, and_query, "ts_rank")),
     }
-    print(f"{ds.name} {args.split}: {len(ds.queries)} queries, {len(to_beir)} passages in {collection.slug}")
+    print(
+        f"{ds.name} {args.split}: {len(ds.queries)} queries, {len(to_beir)} passages in {collection.slug}"
+        + (f" ({', '.join(args.set)})" if args.set else "")
+    )
     for name in args.variants.split(","):
         fn = variants[name]
         run, took = {}, []

@@ -23,6 +23,8 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_schedule={
         "documents-sweep-stale": {"task": "ingestion.documents_sweep_stale", "schedule": 60.0},
+        # Folds full-text statistics deltas into totals (reads stay exact either way, just shorter).
+        "search-lexeme-stats-compact": {"task": "search.lexeme_stats_compact", "schedule": 300.0},
     },
 )
 app.autodiscover_tasks()

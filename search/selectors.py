@@ -2,6 +2,9 @@
 
 Every filter, the readable collections first of all, is part of the candidate SQL itself, never applied
 afterwards in Python: a filter applied after `LIMIT` would silently return fewer than k passages.
+
+Over 400 lines because both legs share the filter SQL (`_filters_sql`) and the passage loading; splitting the
+full-text leg into its own module (with the filters in a third) is the next tidy-up.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from psycopg.types.json import Jsonb
 from genapi import GenAPIError
 from genapi.embeddings import texts_embed
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
-from search.fusion import rrf_fuse
+from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
 from search.rerank import RerankBudget, RerankOutcome, passages_rerank
 from search.types import Passage, RetrievalResult, SearchFilters, Timings
 
@@ -133,90 +137,133 @@ def vector_candidates(
         return [(int(chunk_id), float(distance)) for chunk_id, distance in cursor.fetchall()]
 
 
-# A lexeme found in more than this share of passages barely tells passages apart, yet it makes the
-# any-word query match, and rank, most of the table (the 100,000-passage latency in BENCHMARKS.md). Such
-# lexemes still count in the ranking; they just do not admit a passage on their own.
-COMMON_LEXEME_SHARE = 0.05
-LEXEME_STATS_SECONDS = 300
-_lexeme_stats: dict[str, tuple[float, dict[str, float]]] = {}
+# BM25 (Lucene's form). k1 and b tuned on SciFact's train split only (BENCHMARKS.md, full-text section).
+BM25_K1 = 0.9
+BM25_B = 0.4
+# How many postings of each query lexeme are read, best impact first ("WAND-lite"): the candidate pool is
+# the union of these lists, so the cost is bounded by (query lexemes x depth), whatever the corpus size.
+FULLTEXT_TERM_DEPTH = 100
+# How many of the pooled passages, by their partial sums, are scored exactly over every query lexeme.
+FULLTEXT_RESCORE_DEPTH = 100
 
 
-def common_lexeme_shares() -> dict[str, float]:
-    """Share of passages holding each of the most common lexemes, from ANALYZE's statistics of the
-    tsvector column (`pg_stats.most_common_elems`); empty until the table has been analysed."""
-    key = str(connection.settings_dict.get("NAME"))
-    cached = _lexeme_stats.get(key)
-    if cached and time.monotonic() - cached[0] < LEXEME_STATS_SECONDS:
-        return cached[1]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
-            "WHERE schemaname = current_schema() AND tablename = 'ingestion_chunk' "
-            "AND attname = 'search_vector'"
+@dataclass
+class LexemeStats:
+    """Corpus figures BM25 needs for one query: passages, their mean length, each lexeme's passage count."""
+
+    passages: int
+    avg_length: float
+    docs: dict[str, int]
+
+    def idf(self, lexeme: str) -> float:
+        df = self.docs.get(lexeme, 0)
+        return math.log(1.0 + (self.passages - df + 0.5) / (df + 0.5))
+
+
+def lexeme_stats(query: str) -> LexemeStats:
+    """The query's lexemes (the passages' own text search configuration) and their statistics: the
+    folded totals plus the deltas not folded yet, so the figures are exact between maintenance runs."""
+    sql = f"""
+        WITH l(lexeme) AS (
+            SELECT DISTINCT lexeme FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s)) UNION SELECT ''
         )
-        row = cursor.fetchone()
-    # The frequency array ends with three summary numbers; zip stops at the last lexeme.
-    shares = dict(zip(row[0], row[1], strict=False)) if row and row[0] else {}
-    _lexeme_stats[key] = (time.monotonic(), shares)
-    return shares
-
-
-def _query_lexemes(query: str) -> list[str]:
+        SELECT l.lexeme, coalesce(s.docs, 0) + coalesce(dd.docs, 0),
+               coalesce(s.tokens, 0) + coalesce(dd.tokens, 0)
+        FROM l
+        LEFT JOIN search_lexeme_stat s ON s.lexeme = l.lexeme
+        LEFT JOIN LATERAL (
+            SELECT sum(d.docs) AS docs, sum(d.tokens) AS tokens
+            FROM search_lexeme_delta d WHERE d.lexeme = l.lexeme
+        ) dd ON true
+    """  # noqa: S608 - fixed fragments only
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT DISTINCT lexeme FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s))", [query])
-        return [lexeme for (lexeme,) in cursor.fetchall()]
+        cursor.execute(sql, [query])
+        rows = cursor.fetchall()
+    corpus = next((row for row in rows if row[0] == ""), ("", 0, 0))
+    passages, tokens = int(corpus[1]), int(corpus[2])
+    return LexemeStats(
+        passages=passages,
+        avg_length=(tokens / passages) if passages else 1.0,
+        docs={lexeme: int(docs) for lexeme, docs, _ in rows if lexeme and docs > 0},
+    )
 
 
-def _admitting_lexemes(lexemes: list[str]) -> list[str]:
-    """The query lexemes that may admit a passage to the any-word list: all but the very common ones
-    (the two rarest when every one is common)."""
-    shares = common_lexeme_shares()
-    rare = [lexeme for lexeme in lexemes if shares.get(lexeme, 0.0) <= COMMON_LEXEME_SHARE]
-    return rare or sorted(lexemes, key=lambda lexeme: shares.get(lexeme, 0.0))[:2]
+def fulltext_sql(
+    lexemes: list[str], stats: LexemeStats, where: str, params: list[Any], limit: int
+) -> tuple[str, list[Any]]:
+    """The full-text statement for `lexemes` (each held by at least one passage), filters `where`/`params`
+    on `d` (ingestion_document)."""
+    k1, b = float(BM25_K1), float(BM25_B)
+    idf = [stats.idf(lexeme) for lexeme in lexemes]
+    # BM25 of one posting; `p` is a search_posting row.
+    term_score = (
+        f"(%s::float8[])[array_position(%s::text[], p.lexeme)]"
+        f" * p.tf * {k1 + 1} / (p.tf + {k1} * ({1 - b} + {b} * p.dl / %s::float8))"
+    )
+    term_params = [idf, lexemes, stats.avg_length]
+    # Both steps are LATERAL, so each is an index walk: per lexeme in impact order, stopping at `depth`
+    # readable rows (index only: document_id, tf and dl ride in the index), then per pooled passage its
+    # postings of every query lexeme (primary key). The first step's sums miss the lexemes a passage holds
+    # below another lexeme's top `depth`; the second step scores the best `rescore` passages exactly.
+    sql = f"""
+        WITH pool AS (
+            SELECT hit.chunk_id, sum(hit.score) AS partial
+            FROM unnest(%s::text[]) AS q(lexeme) CROSS JOIN LATERAL (
+                SELECT p.chunk_id, {term_score} AS score
+                FROM search_posting p
+                JOIN ingestion_document d ON d.id = p.document_id
+                WHERE p.lexeme = q.lexeme AND {where}
+                ORDER BY p.impact DESC, p.chunk_id
+                LIMIT %s
+            ) hit
+            GROUP BY hit.chunk_id
+            ORDER BY partial DESC, hit.chunk_id
+            LIMIT %s
+        )
+        SELECT pool.chunk_id, s.score
+        FROM pool CROSS JOIN LATERAL (
+            SELECT sum({term_score}) AS score
+            FROM search_posting p
+            WHERE p.chunk_id = pool.chunk_id AND p.lexeme = ANY(%s::text[])
+        ) s
+        ORDER BY s.score DESC, pool.chunk_id
+        LIMIT %s
+    """  # noqa: S608 - fixed fragments and floats only
+    depth = max(int(FULLTEXT_TERM_DEPTH), int(limit))
+    rescore = max(int(FULLTEXT_RESCORE_DEPTH), int(limit))
+    return sql, [
+        lexemes, *term_params, *params, depth, rescore, *term_params, lexemes, int(limit),
+    ]  # fmt: skip
 
 
 def fulltext_candidates(
     query: str, collection_ids: list[int], filters: SearchFilters, limit: int
 ) -> list[tuple[int, float]]:
-    """Ranked full-text candidates. Passages with all query words first (websearch syntax: quotes, OR,
-    -word), then passages with any of them: a natural-language question rarely fits in one passage.
+    """Passages ranked by BM25 over the query's lexemes, best first, with their scores.
 
-    Ranked by `ts_rank` (term frequency), not `ts_rank_cd` (cover density): cover density rewards words
-    standing close together, which says little when most passages match only some of the words; on SciFact
-    it scores nDCG@10 0.449 against 0.600 for `ts_rank` (BENCHMARKS.md)."""
+    Two steps in one statement: for each lexeme, the `FULLTEXT_TERM_DEPTH` readable passages with the
+    highest impact (index `search_posting_impact`, read in order, filters applied as rows are read, so a
+    filter never shortens the list); then each pooled passage is scored exactly from its postings of every
+    query lexeme (primary key lookups). Lexemes no passage holds are dropped."""
+    stats = lexeme_stats(query)
+    lexemes = sorted(stats.docs)
+    if not lexemes or limit <= 0:
+        return []
     where, params = _filters_sql(collection_ids, filters)
-    any_of = "(SELECT COALESCE(string_agg(quote_literal(lexeme), ' | '), '') FROM unnest(%s::text[]) lexeme)"
-    hits: list[tuple[int, float]] = []
-    lexemes: list[str] | None = None
-    for step in ("all", "any"):
-        if step == "all":
-            ranked_by = admitted_by = f"websearch_to_tsquery('{FULLTEXT_CONFIG}', %s)"
-            query_params = [query, query]
-        else:
-            lexemes = _query_lexemes(query)
-            if not lexemes:
-                break
-            ranked_by, admitted_by = f"{any_of}::tsquery", f"{any_of}::tsquery"
-            query_params = [lexemes, _admitting_lexemes(lexemes)]
-        sql = f"""
-            WITH q AS (SELECT {ranked_by} AS ranked_by, {admitted_by} AS admitted_by)
-            SELECT c.id, ts_rank(c.search_vector, q.ranked_by) AS rank
-            FROM ingestion_chunk c
-            JOIN ingestion_document d ON d.id = c.document_id
-            CROSS JOIN q
-            WHERE c.search_vector @@ q.admitted_by AND {where}
-            ORDER BY rank DESC, c.id
-            LIMIT %s
-        """  # noqa: S608 - fixed fragments only
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*query_params, *params, int(limit)])
-            rows = [(int(chunk_id), float(rank)) for chunk_id, rank in cursor.fetchall()]
-        # Passages holding every word lead; passages holding some of them fill the rest of the list.
-        seen = {chunk_id for chunk_id, _ in hits}
-        hits.extend(row for row in rows if row[0] not in seen)
-        if len(hits) >= limit:
-            break
-    return hits[:limit]
+    sql, sql_params = fulltext_sql(lexemes, stats, where, params, limit)
+    with transaction.atomic(), connection.cursor() as cursor:
+        fulltext_plan_settings(cursor)
+        cursor.execute(sql, sql_params)
+        return [(int(chunk_id), float(score)) for chunk_id, score in cursor.fetchall()]
+
+
+def fulltext_plan_settings(cursor) -> None:
+    """Keep the full-text statement on nested loops, for this transaction only. The planner cannot know
+    which lexeme each lateral scan reads, so it plans for an average posting list and may hash a whole
+    list; a nested loop reads the index in impact order and stops after `depth` readable rows."""
+    cursor.execute(
+        "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+    )
 
 
 _PASSAGE_COLUMNS = """
@@ -333,6 +380,7 @@ def passages_retrieve(
     query = query.strip()
     collection_ids = [int(i) for i in collection_ids]
     rankings: list[list[int]] = []
+    weights: list[float] = []
     vector_hits: list[tuple[int, float]] = []
     text_hits: list[tuple[int, float]] = []
     if query and collection_ids:
@@ -356,10 +404,13 @@ def passages_retrieve(
             else:
                 with timings.stage("vector"):
                     vector_hits = vector_candidates(vector, space, collection_ids, filters, candidates)
-        rankings = [[cid for cid, _ in hits] for hits in (vector_hits, text_hits) if hits]
+        for hits, weight in ((vector_hits, RRF_WEIGHT_VECTOR), (text_hits, RRF_WEIGHT_FULLTEXT)):
+            if hits:
+                rankings.append([cid for cid, _ in hits])
+                weights.append(weight)
 
     with timings.stage("fuse"):
-        fused = rrf_fuse(rankings)[:candidates]
+        fused = rrf_fuse(rankings, weights=weights)[:candidates]
     with timings.stage("load"):
         loaded = passages_load([cid for cid, _ in fused], collection_ids)
     vector_rank = {cid: i for i, (cid, _) in enumerate(vector_hits, start=1)}

@@ -1,0 +1,89 @@
+"""Tune hybrid fusion on a BEIR split (SciFact's *train* split: never the split the figures report): each
+query's vector and full-text lists are fetched once, then reciprocal-rank fusion is replayed offline over a
+grid of k, full-text weight and per-leg depths; nDCG@10 / Recall@100 as `manage.py evaluate` computes them.
+
+Needs the collection loaded by `manage.py evaluate` and the stand-in that embedded it (GENAPI_BASE_URL).
+
+    RAG_DATA_DIR=... GENAPI_BASE_URL=... python -m benchmarks.fusion_tune --dataset DIR --split train
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DEPTH = 200
+TOP = 100  # documents scored per query, as evaluate
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rag_project.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--limit-queries", type=int, default=None)
+    args = parser.parse_args(argv)
+    import django
+
+    django.setup()
+    from ingestion.models import Chunk, Collection
+    from search.evaluation import beir_collection_slug, beir_load, passages_to_documents, run_evaluate
+    from search.fusion import rrf_fuse
+    from search.selectors import embedding_space_active, fulltext_candidates, query_embed, vector_candidates
+    from search.types import SearchFilters
+
+    ds = beir_load(Path(args.dataset), args.split, args.limit_queries)
+    collection = Collection.objects.get(slug=beir_collection_slug(ds.name))
+    to_beir = {
+        c.pk: str(c.document.metadata.get("beir_id"))
+        for c in Chunk.objects.filter(document__collection=collection).select_related("document")
+    }
+    space = embedding_space_active()
+    lists: dict[str, tuple[list[int], list[int]]] = {}
+    for n, (qid, text) in enumerate(ds.queries.items(), start=1):
+        vec = vector_candidates(query_embed(text, space), space, [collection.pk], SearchFilters(), DEPTH)
+        ft = fulltext_candidates(text, [collection.pk], SearchFilters(), DEPTH)
+        lists[qid] = ([c for c, _ in vec], [c for c, _ in ft])
+        if n % 100 == 0:
+            print(f"  {n}/{len(ds.queries)} queries fetched", flush=True)
+
+    def score(k: float, w_text: float, depth_v: int, depth_t: int) -> tuple[float, float]:
+        run = {}
+        for qid, (vec, ft) in lists.items():
+            fused = rrf_fuse([vec[:depth_v], ft[:depth_t]], k=k, weights=[1.0, w_text])[:TOP]
+            docs = passages_to_documents((to_beir[c], s) for c, s in fused)
+            run[qid] = [d for d, _ in docs]
+        s = run_evaluate(ds.qrels, run)
+        return s.ndcg_at_10, s.recall_at_100
+
+    print(f"{ds.name} {args.split}: {len(lists)} queries")
+    for name, only in (("vector", 0), ("fulltext", 1)):
+        run = {
+            qid: [
+                d for d, _ in passages_to_documents((to_beir[c], -r) for r, c in enumerate(pair[only][:TOP]))
+            ]
+            for qid, pair in lists.items()
+        }
+        s = run_evaluate(ds.qrels, run)
+        print(f"  {name:8} alone: nDCG@10 {s.ndcg_at_10:.4f}  R@100 {s.recall_at_100:.4f}")
+    results = []
+    for k, w, dv, dt in itertools.product(
+        (5, 10, 20, 30, 60, 100), (0.6, 0.8, 1.0, 1.25, 1.5, 2.0), (50, 100, 200), (50, 100, 200)
+    ):
+        results.append((*score(k, w, dv, dt), k, w, dv, dt))
+    results.sort(reverse=True)
+    base = next(r for r in results if r[2:] == (60, 1.0, 100, 100))
+    print(f"  default k 60, weights 1/1, depths 100/100: nDCG@10 {base[0]:.4f}  R@100 {base[1]:.4f}")
+    for ndcg, recall, k, w, dv, dt in results[:15]:
+        print(f"  k {k:>3}  fulltext weight {w:<4}  depths {dv}/{dt}: nDCG@10 {ndcg:.4f}  R@100 {recall:.4f}")
+
+
+if __name__ == "__main__":
+    main()
