@@ -1,4 +1,4 @@
-"""Maintenance of the full-text index (tables and triggers: search/migrations/0002_fulltext_postings.py).
+"""Maintenance of the full-text index (tables and triggers: search/migrations/0003_fulltext_postings.py).
 
 The triggers keep the postings exact on every write; the lexeme statistics arrive as an append-only delta
 log that readers add up. Folding the log into the totals keeps those reads short; it never changes a score.

@@ -178,7 +178,7 @@ DROP TABLE IF EXISTS search_posting, search_lexeme_stat, search_lexeme_delta;
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("search", "0001_initial"),
+        ("search", "0002_querylog_timings_rerank_tokens"),
         ("ingestion", "0003_document_text_help"),
     ]
 
