@@ -136,9 +136,13 @@ class UnstorableQueryMiddleware:
         if "\x00" in request.path or any(
             "\x00" in key or "\x00" in value for key, value in _query_items(request)
         ):
-            return RequestSizeLimitMiddleware._error(
+            response = RequestSizeLimitMiddleware._error(
                 request, 400, "bad_request", "The URL may not contain NUL characters."
             )
+            # The body is read as usual here: no need to drop the connection (and WSGI servers such as
+            # wsgiref refuse the hop-by-hop header outright).
+            del response["Connection"]
+            return response
         return None
 
     def __call__(self, request):

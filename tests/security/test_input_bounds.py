@@ -155,3 +155,13 @@ def test_nul_in_the_url_is_a_400(api, url):
     response = api.get(url)
     assert response.status_code == 400, (url, response.status_code, response.content[:300])
     assert "NUL" in response.json()["error"]["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nul_in_the_url_is_a_400_over_a_real_socket(live_server):
+    import httpx
+
+    key = ApiKeyFactory(user=UserFactory(is_superuser=True, is_staff=True)).raw_key
+    headers = {"Authorization": f"Bearer {key}"}
+    response = httpx.get(f"{live_server.url}/api/documents", params={"collection": "9\x00"}, headers=headers)
+    assert response.status_code == 400, response.text
