@@ -10,7 +10,6 @@ from django.utils.html import format_html
 
 from accounts.forms import RateLimitedAdminAuthenticationForm
 from accounts.models import ApiKey
-from accounts.selectors import collections_readable
 from accounts.services import api_key_create, api_key_revoke, scopes_normalize
 
 # The admin sign-in gets the same failed-attempt limit as the page's.
@@ -83,7 +82,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "collections" and not request.user.is_superuser:
-            kwargs["queryset"] = collections_readable(request.user)
+            # The collections this user administers, as the collection admin decides (the readable ones):
+            # accounts never imports ingestion (see ingestion/selectors.py).
+            collection_admin = self.admin_site.get_model_admin(db_field.related_model)
+            kwargs["queryset"] = collection_admin.get_queryset(request)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.display(description="scopes")

@@ -9,7 +9,6 @@ from django.dispatch import receiver
 
 from accounts.login_limits import login_failures_reset
 from accounts.models import ApiKey
-from ingestion.models import Collection
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.logged_in")
@@ -29,6 +28,7 @@ def on_key_collections_changed(sender, instance, action, reverse, pk_set, **kwar
         ApiKey.objects.filter(pk=instance.pk).update(collections_narrowed=True)
 
 
-@receiver(pre_delete, sender=Collection, dispatch_uid="accounts.collection_deleted")
+# By label: accounts never imports ingestion (see ingestion/selectors.py).
+@receiver(pre_delete, sender="ingestion.Collection", dispatch_uid="accounts.collection_deleted")
 def on_collection_deleted(sender, instance, **kwargs):
     ApiKey.objects.filter(collections=instance, collections_narrowed=False).update(collections_narrowed=True)

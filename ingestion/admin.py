@@ -10,8 +10,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.selectors import collections_readable, collections_writable
 from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
+from ingestion.selectors import collections_readable, collections_writable
 from ingestion.services.documents import document_create, document_delete, document_reingest
 from ingestion.services.errors import IngestionError
 from ingestion.services.spaces import embedding_space_build

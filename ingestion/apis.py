@@ -18,15 +18,18 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey
-from accounts.permissions import request_can_ingest, request_has_scope
-from accounts.selectors import (
+from accounts.permissions import SCOPES, request_api_key, request_can_ingest, request_has_scope
+from ingestion.models import Document
+from ingestion.selectors import (
+    chunk_list,
     collection_get_readable_or_403,
     collection_get_writable,
     collection_is_writable,
+    collection_list,
+    document_get_readable_or_404,
+    document_list,
+    request_readable_collections,
 )
-from ingestion import selectors
-from ingestion.models import Document
 from ingestion.services.collections import collection_create
 from ingestion.services.documents import (
     document_create,
@@ -42,10 +45,6 @@ BULK_MAX_DOCUMENTS = 1000
 MAX_METADATA_BYTES = 16 * 1024
 # `source_url` is shown as a link: only web addresses (never javascript:, file:, data:, ftp:).
 URL_SCHEMES = ["http", "https"]
-
-
-def _api_key(request) -> ApiKey | None:
-    return request.auth if isinstance(request.auth, ApiKey) else None
 
 
 def _require_ingest(request) -> None:
@@ -64,7 +63,7 @@ def _require_scope(request, *scopes: str) -> None:
 
 def _writable_collection(request, slug: str):
     _require_ingest(request)
-    collection = collection_get_writable(slug, request.user, _api_key(request))
+    collection = collection_get_writable(slug, request.user, request_api_key(request))
     if collection is None:
         # The same answer whether the collection is missing, unreadable or only readable: reading is not
         # writing, and existence is not leaked.
@@ -76,7 +75,7 @@ def _writable_document(request, document_id: int) -> Document:
     """The document, if the caller may change it: 404 when unreadable, 403 when readable only."""
     document = _readable_document(request, document_id)
     _require_ingest(request)
-    if not collection_is_writable(document.collection_id, request.user, _api_key(request)):
+    if not collection_is_writable(document.collection_id, request.user, request_api_key(request)):
         raise exceptions.PermissionDenied(
             f"You may read but not change documents of the collection '{document.collection.slug}'."
         )
@@ -112,10 +111,7 @@ def source_url_field() -> serializers.URLField:
 
 
 def _readable_document(request, document_id: int) -> Document:
-    document = selectors.document_get_readable(document_id, request.user, _api_key(request))
-    if document is None:
-        raise exceptions.NotFound("No such document.")
-    return document
+    return document_get_readable_or_404(document_id, request.user, request_api_key(request))
 
 
 def _paginate(request, view, queryset, serializer_class):
@@ -158,6 +154,33 @@ class DocumentOutputSerializer(serializers.ModelSerializer):
         return obj.chunks_total if count is None else count
 
 
+class MeApi(APIView):
+    """`GET /api/me`: who the caller is, what the key may do and which collections it reads."""
+
+    class OutputSerializer(serializers.Serializer):
+        class CollectionSerializer(serializers.Serializer):
+            slug = serializers.CharField()
+            name = serializers.CharField()
+
+        username = serializers.CharField()
+        api_key = serializers.CharField(
+            allow_null=True, help_text="The key's public prefix, if one was used."
+        )
+        scopes = serializers.ListField(child=serializers.CharField())
+        collections = CollectionSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer, summary="The caller, its scopes and readable collections")
+    def get(self, request):
+        api_key = request_api_key(request)
+        data = {
+            "username": request.user.get_username(),
+            "api_key": api_key.prefix if api_key else None,
+            "scopes": [scope for scope in SCOPES if request_has_scope(request, scope)],
+            "collections": request_readable_collections(request).order_by("slug"),
+        }
+        return Response(self.OutputSerializer(data).data)
+
+
 class CollectionListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
@@ -179,7 +202,7 @@ class CollectionListCreateApi(APIView):
         parameters=[OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
     )
     def get(self, request):
-        collections = selectors.collection_list(request.user, _api_key(request))
+        collections = collection_list(request.user, request_api_key(request))
         return _paginate(request, self, collections, self.OutputSerializer)
 
     @extend_schema(
@@ -216,30 +239,31 @@ class DocumentListCreateApi(APIView):
                 raise serializers.ValidationError("Send either a file (multipart) or text (JSON).")
             return attrs
 
+    class FilterSerializer(serializers.Serializer):
+        # Any text: an unknown or malformed slug is the same 403 as an unreadable one.
+        collection = serializers.CharField(required=False, allow_blank=True, help_text="Collection slug")
+        status = serializers.ChoiceField(
+            choices=Document.Status.values,
+            required=False,
+            allow_blank=True,
+            error_messages={"invalid_choice": f"One of {', '.join(Document.Status.values)}."},
+        )
+
     @extend_schema(
         summary="Documents the caller may read",
-        parameters=[
-            OpenApiParameter("collection", str, description="Collection slug"),
-            OpenApiParameter("status", str, enum=[s.value for s in Document.Status]),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("offset", int),
-        ],
+        parameters=[FilterSerializer, OpenApiParameter("limit", int), OpenApiParameter("offset", int)],
         responses=DocumentOutputSerializer(many=True),
     )
     def get(self, request):
         _require_scope(request, "search", "ingest")  # status and metadata, no passage text
-        status_filter = request.query_params.get("status") or None
-        if status_filter and status_filter not in Document.Status.values:
-            raise exceptions.ValidationError({"status": [f"One of {', '.join(Document.Status.values)}."]})
-        collection_slug = request.query_params.get("collection") or None
-        if collection_slug:
-            # Naming a collection the caller cannot read is a 403, never an empty list that hints at it.
-            collection_get_readable_or_403(collection_slug, request.user, _api_key(request))
-        documents = selectors.document_list(
-            request.user,
-            _api_key(request),
-            collection_slug=collection_slug,
-            status=status_filter,
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        slug = filters.validated_data.get("collection")
+        api_key = request_api_key(request)
+        # Naming a collection the caller cannot read is a 403, never an empty list that hints at it.
+        collection = collection_get_readable_or_403(slug, request.user, api_key) if slug else None
+        documents = document_list(
+            request.user, api_key, collection=collection, status=filters.validated_data.get("status") or None
         )
         return _paginate(request, self, documents, DocumentOutputSerializer)
 
@@ -403,4 +427,4 @@ class DocumentChunkListApi(APIView):
     def get(self, request, document_id: int):
         _require_scope(request, "search")  # full passage text, like /api/search and the passage endpoint
         document = _readable_document(request, document_id)
-        return _paginate(request, self, selectors.chunk_list(document), self.OutputSerializer)
+        return _paginate(request, self, chunk_list(document), self.OutputSerializer)

@@ -1,51 +1,187 @@
-"""Ingestion reads. Every read is narrowed to the caller's readable collections (accounts.selectors)."""
+"""Who may read what: every read of collections, documents and passages goes through this module.
+
+`collections_readable` is THE one place that decides readability: every read path (search, ask, the
+document and passage views, the page, the OpenAI-compatible endpoint, the admin for non-superusers, the
+REST lists) takes the caller's collections from it and filters in SQL with it as a subquery. The helpers
+below apply the leaked-existence rule on top of it:
+
+- naming a collection the caller may not read (or that does not exist) is a 403, the same 403 in both
+  cases, so the answer never tells whether the slug exists;
+- an object (document, chunk) outside the readable collections is a 404, exactly like a missing one.
+
+They raise Django's `PermissionDenied` / `Http404`, which work in plain Django views and which DRF turns
+into its own 403/404 (and so into the shared `{"error": {...}}` shape).
+
+Imports between the apps run one way: `ingestion` imports `accounts` (users, API keys, scopes);
+`accounts` never imports `ingestion`. So this module and `/api/me` (which lists readable collections)
+live here; `accounts` names the collection model only by its label (`ApiKey.collections`, the signal that
+keeps narrowed keys narrowed) and reaches it through that relation or the collection admin.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from collections.abc import Iterable
 
-from accounts.selectors import collection_ids_readable, collections_readable
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from accounts.models import ApiKey
+from accounts.permissions import request_api_key
 from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
 
+COLLECTION_FORBIDDEN_MESSAGE = "You may not read collection '{slug}'."
 
-def collection_list(user, api_key=None) -> QuerySet[Collection]:
+
+def collections_readable(user, api_key: ApiKey | None = None) -> QuerySet[Collection]:
+    """Collections `user` may read, narrowed to the API key's collections when the key is narrowed.
+
+    Built from subqueries (no joins, no DISTINCT) so callers can use it as
+    `filter(collection__in=collections_readable(...))` and keep the whole decision in one SQL statement.
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Collection.objects.none()
+    if api_key is not None and (api_key.revoked_at is not None or api_key.user_id != user.pk):
+        return Collection.objects.none()
+    if user.is_superuser:
+        readable = Collection.objects.all()
+    else:
+        # Writers read what they write.
+        readable = Collection.objects.filter(
+            Q(is_public=True) | _member_of(user, "reader_users", "reader_groups") | _member_of(user)
+        )
+    return _narrowed(readable, api_key)
+
+
+def collections_writable(user, api_key: ApiKey | None = None) -> QuerySet[Collection]:
+    """Collections `user` may change: add, replace, re-ingest and delete documents. THE one place that
+    decides writability, next to `collections_readable`: the API's writes and the admin's actions and
+    forms all take it. Writers are the groups and users chosen in the admin; superusers write everywhere.
+    Reading is not writing (a public collection is readable by all, writable by its writers only). A
+    narrowed key narrows writing too; the `ingest` scope is checked by the caller, not here."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Collection.objects.none()
+    if api_key is not None and (api_key.revoked_at is not None or api_key.user_id != user.pk):
+        return Collection.objects.none()
+    writable = Collection.objects.all() if user.is_superuser else Collection.objects.filter(_member_of(user))
+    return _narrowed(writable, api_key)
+
+
+def _member_of(user, users_field: str = "writer_users", groups_field: str = "writer_groups") -> Q:
+    """Collections naming `user`, or one of their groups, in the given relations (as subqueries)."""
+    users = getattr(Collection, users_field).through.objects.filter(user=user)
+    groups = getattr(Collection, groups_field).through.objects.filter(group__in=user.groups.values("pk"))
+    return Q(pk__in=users.values("collection_id")) | Q(pk__in=groups.values("collection_id"))
+
+
+def _narrowed(collections: QuerySet[Collection], api_key: ApiKey | None) -> QuerySet[Collection]:
+    if api_key is not None and (api_key.collections_narrowed or api_key.collections.exists()):
+        return collections.filter(pk__in=api_key.collections.values("pk"))
+    return collections
+
+
+def collection_get_writable(slug: str, user, api_key: ApiKey | None = None) -> Collection | None:
+    return collections_writable(user, api_key).filter(slug=slug).first()
+
+
+def collection_is_writable(collection_id: int, user, api_key: ApiKey | None = None) -> bool:
+    return collections_writable(user, api_key).filter(pk=collection_id).exists()
+
+
+def collection_ids_readable(user, api_key: ApiKey | None = None) -> list[int]:
+    return list(collections_readable(user, api_key).values_list("pk", flat=True))
+
+
+def request_readable_collections(request) -> QuerySet[Collection]:
+    """`collections_readable` for a Django or DRF request (the key is `request.auth` when one was used)."""
+    return collections_readable(getattr(request, "user", None), request_api_key(request))
+
+
+def collection_get_readable_or_403(slug: str, user, api_key: ApiKey | None = None) -> Collection:
+    """The collection named `slug` if readable; otherwise 403, whether or not it exists."""
+    collection = collections_readable(user, api_key).filter(slug=slug).first()
+    if collection is None:
+        raise PermissionDenied(COLLECTION_FORBIDDEN_MESSAGE.format(slug=slug))
+    return collection
+
+
+def collections_get_readable_or_403(
+    slugs: Iterable[str] | None, user, api_key: ApiKey | None = None
+) -> QuerySet[Collection]:
+    """The readable collections a request names; no names means every readable collection.
+
+    One unreadable (or unknown) name is a 403 for the whole request: silently dropping it would turn
+    "you may not read HR" into an empty success and would reveal nothing useful to an honest caller.
+    """
+    readable = collections_readable(user, api_key)
+    if not slugs:
+        return readable
+    wanted = list(dict.fromkeys(str(slug) for slug in slugs))
+    found = set(readable.filter(slug__in=wanted).values_list("slug", flat=True))
+    for slug in wanted:
+        if slug not in found:
+            raise PermissionDenied(COLLECTION_FORBIDDEN_MESSAGE.format(slug=slug))
+    return readable.filter(slug__in=wanted)
+
+
+def documents_readable(user, api_key: ApiKey | None = None) -> QuerySet[Document]:
+    return Document.objects.filter(collection__in=collections_readable(user, api_key))
+
+
+def chunks_readable(user, api_key: ApiKey | None = None) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(document__collection__in=collections_readable(user, api_key))
+
+
+def document_get_readable_or_404(document_id, user, api_key: ApiKey | None = None) -> Document:
+    """The document (with `chunk_count`) if the caller may read it; 404 otherwise, the same 404 as a
+    missing document."""
+    try:
+        return (
+            documents_readable(user, api_key)
+            .select_related("collection")
+            .annotate(chunk_count=Count("chunks"))
+            .get(pk=int(document_id))
+        )
+    except (Document.DoesNotExist, TypeError, ValueError) as exc:
+        raise Http404("No such document.") from exc
+
+
+def chunk_get_readable_or_404(chunk_id, user, api_key: ApiKey | None = None, *, document_id=None) -> Chunk:
+    """The chunk (of `document_id`, when given) if the caller may read it; 404 otherwise."""
+    try:
+        queryset = chunks_readable(user, api_key).select_related("document", "document__collection")
+        if document_id is not None:
+            queryset = queryset.filter(document_id=int(document_id))
+        return queryset.get(pk=int(chunk_id))
+    except (Chunk.DoesNotExist, TypeError, ValueError) as exc:
+        raise Http404("No such passage.") from exc
+
+
+# --- lists (each narrowed by the functions above) ---------------------------------------------------------
+
+
+def collection_list(user, api_key: ApiKey | None = None) -> QuerySet[Collection]:
     return collections_readable(user, api_key).order_by("name")
 
 
-def collection_get_readable(slug: str, user, api_key=None) -> Collection | None:
-    return collections_readable(user, api_key).filter(slug=slug).first()
-
-
 def document_list(
-    user, api_key=None, *, collection_slug: str | None = None, status: str | None = None
+    user, api_key: ApiKey | None = None, *, collection: Collection | None = None, status: str | None = None
 ) -> QuerySet[Document]:
-    documents = Document.objects.filter(collection_id__in=collection_ids_readable(user, api_key))
-    if collection_slug:
-        documents = documents.filter(collection__slug=collection_slug)
+    """Readable documents, newest first, without their text; `collection` comes from
+    `collection_get_readable_or_403` (naming an unreadable one is a 403, never an empty list)."""
+    documents = documents_readable(user, api_key)
+    if collection is not None:
+        documents = documents.filter(collection=collection)
     if status:
         documents = documents.filter(status=status)
     return documents.select_related("collection").defer("text").order_by("-created_at", "-id")
 
 
-def document_get_readable(document_id: int, user, api_key=None) -> Document | None:
-    """The document if the caller may read its collection; None (a 404) otherwise."""
-    return (
-        Document.objects.filter(pk=document_id, collection_id__in=collection_ids_readable(user, api_key))
-        .select_related("collection")
-        .annotate(chunk_count=Count("chunks"))
-        .first()
-    )
-
-
 def chunk_list(document: Document) -> QuerySet[Chunk]:
+    """A document's passages in order (the caller got `document` from `document_get_readable_or_404`)."""
     return Chunk.objects.filter(document=document).defer("search_vector").order_by("ordinal")
 
 
 def embedding_space_active() -> EmbeddingSpace | None:
     """The space search uses (None before the first ingestion created it)."""
     return EmbeddingSpace.objects.filter(is_active=True).first()
-
-
-def documents_status_counts(document_ids: list[int]) -> dict[str, int]:
-    rows = Document.objects.filter(pk__in=document_ids).values_list("status").annotate(n=Count("id"))
-    return {status: n for status, n in rows}

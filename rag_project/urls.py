@@ -14,7 +14,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("accounts.urls")),
     path("api/", include("ingestion.urls")),
     path("api/", include("search.urls")),
     path("v1/", include("search.openai_urls")),

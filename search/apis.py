@@ -23,9 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import request_api_key, scope_required
-from accounts.selectors import collections_get_readable_or_403
 from accounts.throttling import ApiKeyRateThrottle
 from genapi import GenAPIError
+from ingestion.selectors import collections_get_readable_or_403
 from search.answer import APIS
 from search.selectors import MAX_PK, MODES, passage_with_neighbours
 from search.services import answer_compose, answer_stream, error_code, error_message, passages_search

@@ -28,8 +28,8 @@ import genapi
 from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ApiKey
 from accounts.permissions import request_has_scope
-from accounts.selectors import collections_readable
 from ingestion.models import Collection
+from ingestion.selectors import collections_readable
 from search import services
 from search.apis import MAX_QUESTION_CHARS
 

@@ -5,7 +5,7 @@ The search page is static HTML plus the ES modules in `static/search/`; answers 
 JSON/SSE API (`POST /api/ask`) so the page and other clients see the same answers. Text the page shows as
 it is (a document, a cited passage with its neighbours) is rendered here, reflowed and highlighted by
 `search.page_text`, so the browser repeats none of those rules. Every read goes through
-`accounts.selectors`, the same permission decisions as the API.
+`ingestion.selectors`, the same permission decisions as the API.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from accounts.forms import RateLimitedAuthenticationForm
-from accounts.selectors import chunk_get_readable_or_404, collections_readable, document_get_readable_or_404
 from ingestion.models import Chunk, Document
+from ingestion.selectors import chunk_get_readable_or_404, collections_readable, document_get_readable_or_404
 from search.page_text import MAX_HIGHLIGHT_QUERY_CHARS, text_highlight, text_reflow
 
 # Passages shown on each side of a cited one when it opens in place on the search page.

@@ -362,7 +362,7 @@ def passages_retrieve(
     timings: Timings | None = None,
 ) -> RetrievalResult:
     """The best `top_k` passages for `query` within `collection_ids` (the caller's readable collections,
-    from accounts.selectors.collection_ids_readable) and `filters`.
+    from ingestion.selectors.collection_ids_readable) and `filters`.
 
     `mode`: "vector" (active embedding space, HNSW), "fulltext" (tsvector) or "hybrid" (both, fused by
     reciprocal rank, k=60). With `rerank`, the head of the fused list goes to the reranker within

@@ -9,7 +9,9 @@ from django.db import connection
 from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 
-from accounts.selectors import (
+from accounts.services import api_key_revoke
+from ingestion.models import Document
+from ingestion.selectors import (
     chunk_get_readable_or_404,
     collection_get_readable_or_403,
     collection_ids_readable,
@@ -17,8 +19,6 @@ from accounts.selectors import (
     collections_readable,
     document_get_readable_or_404,
 )
-from accounts.services import api_key_revoke
-from ingestion.models import Document
 from tests.factories import ApiKeyFactory, ChunkFactory, CollectionFactory, GroupFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

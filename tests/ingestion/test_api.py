@@ -211,3 +211,18 @@ def test_put_replaces_content_and_reuses_unchanged_vectors(client_for, staff, re
     assert genapi.count("embeddings") >= 1
     bad = client_for(staff).put(f"/api/documents/{document.pk}", {"title": "only a title"}, format="json")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid"
+
+
+def test_list_filters_are_validated(client_for, staff, reader, collections):
+    client = client_for(reader)
+    bad = client.get("/api/documents?status=done")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["details"] == {"status": ["One of queued, processing, ready, failed."]}
+    # Blank filters are no filters.
+    assert client.get("/api/documents?status=&collection=").status_code == 200
+    # An unreadable, unknown or malformed collection is the same 403 (never an empty list, never a 400).
+    for slug in ("private", "nope", "not a slug"):
+        denied = client.get("/api/documents", {"collection": slug})
+        assert denied.status_code == 403, slug
+        assert denied.json()["error"]["message"] == f"You may not read collection '{slug}'."
+    assert client_for(staff).get("/api/documents?collection=private").status_code == 200

@@ -12,8 +12,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
-from accounts.selectors import collections_readable, collections_writable
 from ingestion.models import Collection, Document
+from ingestion.selectors import collections_readable, collections_writable
 from tests.factories import ApiKeyFactory, CollectionFactory, DocumentFactory, UserFactory, bearer
 
 pytestmark = pytest.mark.django_db

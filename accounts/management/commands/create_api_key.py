@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from accounts.models import ApiKey
 from accounts.services import api_key_create
-from ingestion.models import Collection
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -51,7 +51,9 @@ class Command(BaseCommand):
         if slugs is not None:
             if not slugs:
                 raise CommandError("--collections needs at least one slug.")
-            found = {collection.slug: collection for collection in Collection.objects.filter(slug__in=slugs)}
+            # The collection model through the key's relation: accounts never imports ingestion.
+            collections_model = ApiKey.collections.field.related_model
+            found = {c.slug: c for c in collections_model.objects.filter(slug__in=slugs)}
             missing = [slug for slug in slugs if slug not in found]
             if missing:
                 raise CommandError(f"Unknown collection(s): {', '.join(missing)}.")
