@@ -4,6 +4,9 @@
 Every script isolates itself: by default it starts a fresh embedded PostgreSQL in a temporary RAG_DATA_DIR
 (deleted afterwards unless --data-dir is given), so a benchmark never touches a developer's data. With
 --database-url it uses that database instead (the smoke tests pass the Django test database).
+
+Over 400 lines because it is the one toolbox every benchmark script imports (processes, databases,
+sampling, printing); splitting it would make each script import from several places.
 """
 
 from __future__ import annotations

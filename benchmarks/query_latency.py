@@ -13,6 +13,9 @@ The table is printed, and with `--plot OUT.png` drawn (latency against corpus si
     python -m benchmarks.query_latency --data-root /work/bench-data/latency --reuse --plot latency.png
     python -m benchmarks.query_latency --data-root DIR --sizes 1000000 --prepare-only     # build only
     python -m benchmarks.query_latency --sample 20 --sizes 500,1000 --requests 16 --ask-requests 4
+
+Over 400 lines: building three corpus sizes, measuring passes and rendering the table and plot are one
+run whose steps share state; it is a script, not library code.
 """
 
 from __future__ import annotations

@@ -73,13 +73,9 @@ def max_request_bytes() -> int:
     return int(getattr(settings, "RAG_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)) + 1024 * 1024
 
 
-class RequestSizeLimitMiddleware:
-    """Refuses a request whose declared Content-Length is over the limit with 413, before anything reads it.
-
-    Must come before any middleware that touches the body (CsrfViewMiddleware reads request.POST): a 1 GB
-    claim is answered from the headers alone. A body without Content-Length is not read by Django's WSGI
-    handler at all, and one longer than declared is cut at the declared length.
-    """
+class _RefusingMiddleware:
+    """A middleware that may answer a request itself (`_refusal` returns a response) before any view runs;
+    sync and async alike."""
 
     sync_capable = True
     async_capable = True
@@ -88,6 +84,26 @@ class RequestSizeLimitMiddleware:
         self.get_response = get_response
         if iscoroutinefunction(self.get_response):
             markcoroutinefunction(self)
+
+    def _refusal(self, request):
+        raise NotImplementedError
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._refusal(request) or self.get_response(request)
+
+    async def __acall__(self, request):
+        return self._refusal(request) or await self.get_response(request)
+
+
+class RequestSizeLimitMiddleware(_RefusingMiddleware):
+    """Refuses a request whose declared Content-Length is over the limit with 413, before anything reads it.
+
+    Must come before any middleware that touches the body (CsrfViewMiddleware reads request.POST): a 1 GB
+    claim is answered from the headers alone. A body without Content-Length is not read by Django's WSGI
+    handler at all, and one longer than declared is cut at the declared length.
+    """
 
     def _refusal(self, request):
         try:
@@ -110,29 +126,12 @@ class RequestSizeLimitMiddleware:
         response["Connection"] = "close"
         return response
 
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        return self._refusal(request) or self.get_response(request)
 
-    async def __acall__(self, request):
-        return self._refusal(request) or await self.get_response(request)
-
-
-class UnstorableQueryMiddleware:
+class UnstorableQueryMiddleware(_RefusingMiddleware):
     """Refuses (400) a query string or path carrying NUL characters, which PostgreSQL text cannot hold:
     `?collection=%00` reached a query as a 500. One check here rather than one per parameter."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        if iscoroutinefunction(self.get_response):
-            markcoroutinefunction(self)
-
-    @staticmethod
-    def _refusal(request):
+    def _refusal(self, request):
         if "\x00" in request.path or any(
             "\x00" in key or "\x00" in value for key, value in _query_items(request)
         ):
@@ -144,14 +143,6 @@ class UnstorableQueryMiddleware:
             del response["Connection"]
             return response
         return None
-
-    def __call__(self, request):
-        if iscoroutinefunction(self):
-            return self.__acall__(request)
-        return self._refusal(request) or self.get_response(request)
-
-    async def __acall__(self, request):
-        return self._refusal(request) or await self.get_response(request)
 
 
 def _query_items(request):

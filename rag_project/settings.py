@@ -219,7 +219,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "rag_project.static_storage.StaticFilesStorage"
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG

@@ -1,5 +1,9 @@
 """REST endpoints: `POST /api/search`, `POST /api/ask` (JSON or server-sent events) and
-`GET /api/documents/{id}/chunks/{chunk_id}` (a cited passage with its neighbours)."""
+`GET /api/documents/{id}/chunks/{chunk_id}` (a cited passage with its neighbours).
+
+Over 400 lines because each endpoint keeps its Input/Output serializers nested beside its view (the
+project's convention) and search and ask share the passage, timings and filter fields defined here.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ markers in the text and a `citations` list on the response (and on the final str
 
 Errors use OpenAI's shape, `{"error": {"message", "type", "code", "param"}}`, so SDKs raise their usual
 exceptions (401 AuthenticationError, 404 NotFoundError, ...). Bearer-authenticated only, hence no CSRF.
+
+Over 400 lines because the two wire shapes (whole and streamed `chat.completion`) and their request
+validation belong together: they are one contract, read side by side.
 """
 
 from __future__ import annotations

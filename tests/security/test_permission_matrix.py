@@ -5,6 +5,9 @@ The world is ingested through the real pipeline (ingestion.services, the stand-i
 four collections with one document each. Every document's title and passage carry a unique marker, so
 "what came back" is checked on the raw response bytes, whatever the endpoint's shape: a marker that
 should not be there is a leak wherever it appears.
+
+Over 400 lines because the matrix is one table of callers x paths: split, a missing row would be harder
+to see.
 """
 
 from __future__ import annotations
