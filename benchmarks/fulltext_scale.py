@@ -3,7 +3,7 @@ and word frequencies, as benchmarks/corpus.py), queried with SciFact test claims
 full-text leg is timed, in this process, straight against PostgreSQL.
 
 Designs (BENCHMARKS.md, full-text section):
-- `postings`: the shipped leg, search.selectors.fulltext_candidates (impact-ordered postings, per-lexeme
+- `postings`: the shipped leg, search.fulltext.fulltext_candidates (impact-ordered postings, per-lexeme
   top-N, exact BM25 over the pool).
 - `gin_pool`: a bounded GIN pool on the rarest lexemes, then BM25 over the pooled tsvectors.
 - `or_rank`: the earlier design, any query word through the GIN index, every match ranked by ts_rank
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks.fulltext_variants import OR_QUERY, gin_pool_candidates, ranked_sql
         from ingestion.models import Collection
         from search.evaluation import beir_load
-        from search.selectors import fulltext_candidates
+        from search.fulltext import fulltext_candidates
         from search.types import SearchFilters
 
         setup = corpus_grow(args.dataset, args.size, bulk=args.bulk)

@@ -3,7 +3,7 @@ collection
 already loaded by `manage.py evaluate` (same passages, same qrels), run as SQL against the same tables.
 
 Variants:
-- `current`: search.selectors.fulltext_candidates as shipped (BM25 from the impact-ordered postings).
+- `current`: search.fulltext.fulltext_candidates as shipped (BM25 from the impact-ordered postings).
 - `gin_pool`: design (c), a bounded GIN pool on the rarest lexemes, then BM25 over the pooled tsvectors.
 - `or_rank_cd`: any word, ts_rank_cd.           - `or_rank`: any word, ts_rank.
 - `and_then_or`: passages with all words first, then the any-word list fills up to 100.
@@ -117,7 +117,7 @@ def gin_pool_candidates(query: str, collection_ids: list[int], limit: int, pool:
     """Design (c): a bounded pool from the GIN index on the rarest query lexemes (rarest first, while
     their passage counts add up to at most `pool`; at least the rarest one), LIMIT `pool`, then BM25 over
     the pooled passages' own tsvectors. Statistics from the same lexeme tables as the shipped leg."""
-    from search.selectors import BM25_B, BM25_K1, _filters_sql, lexeme_stats
+    from search.fulltext import BM25_B, BM25_K1, filters_sql, lexeme_stats
     from search.types import SearchFilters
 
     stats = lexeme_stats(query)
@@ -130,7 +130,7 @@ def gin_pool_candidates(query: str, collection_ids: list[int], limit: int, pool:
             break
         admitted.append(lexeme)
         total += stats.docs[lexeme]
-    where, params = _filters_sql(collection_ids, SearchFilters())
+    where, params = filters_sql(collection_ids, SearchFilters())
     k1, b = float(BM25_K1), float(BM25_B)
     sql = f"""
         WITH q(lexeme, idf) AS (SELECT * FROM unnest(%s::text[], %s::float8[])),
@@ -168,13 +168,13 @@ def main(argv: list[str] | None = None) -> None:
         "--set",
         action="append",
         default=[],
-        help="NAME=VALUE: override a search.selectors constant (BM25_K1, ...); repeatable",
+        help="NAME=VALUE: override a search.fulltext constant (BM25_K1, ...); repeatable",
     )
     args = parser.parse_args(argv)
     import django
 
     django.setup()
-    import search.selectors as selectors
+    import search.fulltext as selectors
 
     for assignment in args.set:
         name, value = assignment.split("=", 1)
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         setattr(selectors, name, type(current)(value))
     from ingestion.models import Chunk, Collection
     from search.evaluation import beir_collection_slug, beir_load, passages_to_documents, run_evaluate
-    from search.selectors import fulltext_candidates
+    from search.fulltext import fulltext_candidates
     from search.types import SearchFilters
 
     ds = beir_load(Path(args.dataset), args.split)

@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     django.setup()
     from ingestion.models import Chunk, Collection
     from search.evaluation import beir_collection_slug, beir_load, passages_to_documents, run_evaluate
+    from search.fulltext import fulltext_candidates
     from search.fusion import rrf_fuse
-    from search.selectors import embedding_space_active, fulltext_candidates, query_embed, vector_candidates
+    from search.selectors import embedding_space_active, query_embed, vector_candidates
     from search.types import SearchFilters
 
     ds = beir_load(Path(args.dataset), args.split, args.limit_queries)

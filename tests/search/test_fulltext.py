@@ -10,7 +10,7 @@ import math
 import pytest
 from django.db import connection, transaction
 
-import search.selectors as selectors
+import search.fulltext as fulltext
 from ingestion.models import Chunk, Document
 from search.fulltext import postings_rebuild
 from search.tasks import lexeme_stats_compact_task
@@ -85,7 +85,7 @@ def test_index_follows_insert_update_delete_and_compaction():
     second = DocumentFactory(collection=collection, passages=["Lions hunt zebras at dusk."])
     assert _rows("SELECT count(*) FROM search_posting")[0][0] > 0
     _index_matches_the_passages()
-    zebra_docs = selectors.lexeme_stats("zebra").docs
+    zebra_docs = fulltext.lexeme_stats("zebra").docs
     assert zebra_docs == {"zebra": 3}
 
     # Update: new words in, old words out; an update that leaves the text alone changes nothing.
@@ -93,7 +93,7 @@ def test_index_follows_insert_update_delete_and_compaction():
     Chunk.objects.filter(pk=chunk.pk).update(text="Giraffes browse acacia trees.")
     Chunk.objects.filter(pk=chunk.pk).update(token_count=99)
     _index_matches_the_passages()
-    assert selectors.lexeme_stats("zebra giraffe").docs == {"zebra": 2, "giraff": 1}
+    assert fulltext.lexeme_stats("zebra giraffe").docs == {"zebra": 2, "giraff": 1}
 
     assert lexeme_stats_compact_task() > 0  # what the beat schedule runs
     assert _rows("SELECT count(*) FROM search_lexeme_delta") == [(0,)]
@@ -102,11 +102,11 @@ def test_index_follows_insert_update_delete_and_compaction():
     # Delete (Django's cascade from the document deletes its chunks).
     second.delete()
     _index_matches_the_passages()
-    assert selectors.lexeme_stats("lion zebra").docs == {"zebra": 1}
+    assert fulltext.lexeme_stats("lion zebra").docs == {"zebra": 1}
     assert not _rows("SELECT 1 FROM search_posting WHERE lexeme = 'lion'")
     Document.objects.all().delete()
     assert _rows("SELECT count(*) FROM search_posting") == [(0,)]
-    assert selectors.lexeme_stats("zebra").passages == 0
+    assert fulltext.lexeme_stats("zebra").passages == 0
 
 
 def test_rebuild_gives_the_same_index_as_the_triggers():
@@ -145,13 +145,13 @@ def test_bm25_orders_a_tiny_corpus_as_computed_by_hand():
     document = DocumentFactory(collection=collection, passages=list(texts.values()))
     by_ordinal = {c.ordinal: c.pk for c in document.chunks.all()}
     name_of = {by_ordinal[i]: name for i, name in enumerate(texts)}
-    hits = selectors.fulltext_candidates("apples cherries", [collection.pk], SearchFilters(), 10)
+    hits = fulltext.fulltext_candidates("apples cherries", [collection.pk], SearchFilters(), 10)
     assert [name_of[chunk_id] for chunk_id, _ in hits] == ["B", "A", "C"]
     for chunk_id, score in hits:
         assert score == pytest.approx(HAND_SCORES[name_of[chunk_id]], abs=1e-3)
     # IDF: "durians" (df 2) outweighs "bananas" (df 3) at equal tf and equal length... C is shorter, so
     # compare within equal lengths: A and B both have banana once, dl 4; D has banana and durian.
-    hits = selectors.fulltext_candidates("bananas", [collection.pk], SearchFilters(), 10)
+    hits = fulltext.fulltext_candidates("bananas", [collection.pk], SearchFilters(), 10)
     idf_banana = math.log(1 + (4 - 3 + 0.5) / (3 + 0.5))
     scores = dict(hits)
     assert scores[by_ordinal[0]] == pytest.approx(
@@ -164,7 +164,7 @@ def test_bm25_orders_a_tiny_corpus_as_computed_by_hand():
 def test_filters_apply_inside_the_scan_so_k_rows_come_back(monkeypatch):
     """Passages outside the readable collections have the highest impact; with a per-lexeme depth of 3
     a filter applied after the scan would return nothing. Inside the scan, 3 readable passages come back."""
-    monkeypatch.setattr(selectors, "FULLTEXT_TERM_DEPTH", 3)
+    monkeypatch.setattr(fulltext, "FULLTEXT_TERM_DEPTH", 3)
     hidden, readable = CollectionFactory(), CollectionFactory()
     DocumentFactory(collection=hidden, passages=[f"zebra zebra zebra {i}" for i in range(20)])
     target = DocumentFactory(
@@ -172,23 +172,23 @@ def test_filters_apply_inside_the_scan_so_k_rows_come_back(monkeypatch):
         passages=[f"zebra and many other words here number {i}" for i in range(5)],
         metadata={"pick": "me"},
     )
-    hits = selectors.fulltext_candidates("zebra", [readable.pk], SearchFilters(), 3)
+    hits = fulltext.fulltext_candidates("zebra", [readable.pk], SearchFilters(), 3)
     assert len(hits) == 3
     assert {c for c, _ in hits} <= set(target.chunks.values_list("pk", flat=True))
-    hits = selectors.fulltext_candidates(
+    hits = fulltext.fulltext_candidates(
         "zebra", [hidden.pk, readable.pk], SearchFilters(metadata={"pick": "me"}), 3
     )
     assert len(hits) == 3 and {c for c, _ in hits} <= set(target.chunks.values_list("pk", flat=True))
     # Documents not ready are never returned.
     Document.objects.filter(pk=target.pk).update(status=Document.Status.PROCESSING)
-    assert selectors.fulltext_candidates("zebra", [readable.pk], SearchFilters(), 3) == []
+    assert fulltext.fulltext_candidates("zebra", [readable.pk], SearchFilters(), 3) == []
 
 
 def _postings_read(query: str, collection_id: int, limit: int) -> int:
     """Rows the full-text statement read from search_posting, from EXPLAIN ANALYZE."""
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE search_posting, ingestion_chunk, ingestion_document")
-    stats = selectors.lexeme_stats(query)
+    stats = fulltext.lexeme_stats(query)
 
     def walk(node: dict) -> int:
         own = 0
@@ -197,14 +197,14 @@ def _postings_read(query: str, collection_id: int, limit: int) -> int:
         return own + sum(walk(child) for child in node.get("Plans", []))
 
     lexemes = sorted(stats.docs)
-    where, params = selectors._filters_sql([collection_id], SearchFilters())
-    sql, sql_params = selectors.fulltext_sql(lexemes, stats, where, params, limit)
+    where, params = fulltext.filters_sql([collection_id], SearchFilters())
+    sql, sql_params = fulltext.fulltext_sql(lexemes, stats, where, params, limit)
     with transaction.atomic(), connection.cursor() as cursor:
         # Tiny tables are cheaper to scan whole; production ones are not. Rule whole-table plans out to show
         # the index serves the statement, then count what it read.
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
-        selectors.fulltext_plan_settings(cursor)
+        fulltext.fulltext_plan_settings(cursor)
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, sql_params)
         plan = cursor.fetchone()[0]
     plan = json.loads(plan) if isinstance(plan, str) else plan
@@ -212,7 +212,7 @@ def _postings_read(query: str, collection_id: int, limit: int) -> int:
 
 
 def test_query_reads_a_bounded_number_of_postings_whatever_the_corpus_size(monkeypatch):
-    monkeypatch.setattr(selectors, "FULLTEXT_TERM_DEPTH", 20)
+    monkeypatch.setattr(fulltext, "FULLTEXT_TERM_DEPTH", 20)
     collection = CollectionFactory()
     words = "zebra lion giraffe"
 
