@@ -137,3 +137,15 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, message: s
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def no_provider_retries(monkeypatch):
+    """The client's retries with backoff are tested in tests/genapi; elsewhere they only cost time."""
+    from genapi import reset_client
+
+    monkeypatch.setenv("GENAPI_MAX_RETRIES", "0")
+    reset_client()
+    yield
+    monkeypatch.undo()
+    reset_client()

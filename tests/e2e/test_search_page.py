@@ -19,25 +19,14 @@ def kb(settings, genapi):
     return knowledge_base_build(settings)
 
 
-@pytest.fixture
-def no_provider_retries(monkeypatch):
-    """The client's retries with backoff are tested in tests/genapi; here they only cost time."""
-    from genapi import reset_client
-
-    monkeypatch.setenv("GENAPI_MAX_RETRIES", "0")
-    reset_client()
-    yield
-    monkeypatch.undo()
-    reset_client()
-
-
 def sign_in(page, live_server, username: str) -> None:
     page.goto(f"{live_server.url}/")
     assert "/login/" in page.url  # the page requires a signed-in user
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_selector("#question")
+    # The page's modules attach their handlers after load; before that Enter is a native form submit.
+    page.wait_for_selector("#ask-form[data-ready='true']", state="attached")
 
 
 def ask(page, question: str, collection: str | None = None) -> None:

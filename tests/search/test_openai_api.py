@@ -141,18 +141,6 @@ def test_key_without_ask_scope_is_refused(live_server, kb):
         )
 
 
-@pytest.fixture
-def no_provider_retries(monkeypatch):
-    """The client's retries (with backoff) are tested in tests/genapi; here they only cost time."""
-    from genapi import reset_client
-
-    monkeypatch.setenv("GENAPI_MAX_RETRIES", "0")
-    reset_client()
-    yield
-    monkeypatch.undo()
-    reset_client()
-
-
 def test_provider_down_is_503_or_an_error_chunk(live_server, kb, reader_key, genapi, no_provider_retries):
     genapi.set_knobs(error_rate=1.0)
     client = sdk(live_server, reader_key)

@@ -171,6 +171,9 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
+// Every handler is attached: until now Enter submitted the form natively (a page load). Tests wait for it.
+form.dataset.ready = "true";
+
 // The question in the address bar (after a reload or a shared link) is asked again.
 const initial = new URLSearchParams(window.location.search);
 if ([...select.options].some((option) => option.value === initial.get("collection"))) {
