@@ -299,7 +299,7 @@ def beir_ingest(
         "tasks run by a Celery worker"
         if use_worker
         else (
-            "no Celery worker answered: ingested in this process (task functions called directly)"
+            "no Celery worker answered a ping (the database broker cannot carry one): ingested here"
             if not in_process
             else "ingested in this process (--in-process)"
         )

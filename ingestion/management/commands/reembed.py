@@ -43,4 +43,6 @@ class Command(BaseCommand):
             if space.status == EmbeddingSpace.Status.RETIRED:
                 raise CommandError("The build was abandoned.")
             time.sleep(1)
+        # The progress line ends in a carriage return: finish it before the last message.
+        self.stdout.write("")
         self.stdout.write(f"Embedding space {space.pk} ({space.model}) is now active.")
