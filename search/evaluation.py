@@ -299,7 +299,7 @@ def beir_ingest(
         "tasks run by a Celery worker"
         if use_worker
         else (
-            "no Celery worker answered a ping (the database broker cannot carry one): ingested here"
+            "no worker answered a ping (the database broker cannot carry one): ingested in this process"
             if not in_process
             else "ingested in this process (--in-process)"
         )
