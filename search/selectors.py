@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from genapi import GenAPIError
-from genapi.embeddings import texts_embed
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
+from ingestion.services.embedding import texts_embed as space_texts_embed
 from search.fulltext import fulltext_candidates
 from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
 from search.rerank import RerankBudget, RerankOutcome, passages_rerank
@@ -62,10 +62,7 @@ def embedding_space_active() -> EmbeddingSpace | None:
 def query_embed(query: str, space: EmbeddingSpace) -> list[float]:
     """The query's vector in `space` (same model, same dimensions as the stored chunks)."""
     # The same function and request as ingestion made for the stored vectors.
-    dimensions = space.dimensions if getattr(space, "send_dimensions", False) else None
-    return texts_embed(
-        [query], model=space.model, dimensions=dimensions, expect_dimensions=space.dimensions
-    ).vectors[0]
+    return space_texts_embed(space, [query])[0]
 
 
 def vector_literal(vector: list[float]) -> str:
