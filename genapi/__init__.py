@@ -8,6 +8,7 @@ from genapi.errors import (
     ContextTooLongError,
     GenAPIError,
     InvalidRequestError,
+    MalformedResponseError,
     ModelNotFoundError,
     PermissionDeniedError,
     ProviderUnavailableError,
@@ -19,6 +20,7 @@ from genapi.usage import UsageRecord, add_usage_hook, remove_usage_hook
 __all__ = [
     "AuthenticationError",
     "BadResponseError",
+    "MalformedResponseError",
     "ContextTooLongError",
     "EmbeddingsResult",
     "GenAPIClient",

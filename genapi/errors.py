@@ -78,6 +78,13 @@ class BadResponseError(GenAPIError):
     """The provider answered 2xx with something we cannot read (malformed JSON, unexpected shape)."""
 
 
+class MalformedResponseError(BadResponseError):
+    """A 2xx whose body is not JSON at all (cut short by a proxy, a half-written answer): transient, like a
+    dropped connection, so it is retried; an answer that parses but has the wrong shape is not."""
+
+    retryable = True
+
+
 _CONTEXT_RE = re.compile(
     r"context[_ ]length|context window|maximum context|too many tokens|tokens? limit|token_limit|"
     r"maximum input length|input is too long|prompt is too long|reduce the length|max_model_len|"

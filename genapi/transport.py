@@ -18,6 +18,7 @@ from genapi.config import GenAPIConfig
 from genapi.errors import (
     BadResponseError,
     GenAPIError,
+    MalformedResponseError,
     ProviderUnavailableError,
     RateLimitedError,
     error_from_response,
@@ -193,7 +194,7 @@ class Transport:
         try:
             return response.json()
         except (ValueError, UnicodeDecodeError) as exc:
-            raise BadResponseError(
+            raise MalformedResponseError(
                 f"provider answered {response.status_code} with a body that is not JSON",
                 status=response.status_code,
                 body=response.text[:500],
@@ -203,8 +204,30 @@ class Transport:
         self, method: str, path: str, *, endpoint: str, model: str | None, est_tokens: int = 0, **kw: Any
     ) -> tuple[Any, int, float]:
         t0 = time.perf_counter()
-        response, retries, _ = self._send(method, path, endpoint=endpoint, est_tokens=est_tokens, **kw)
-        body = self._json(response)
+        malformed = 0
+        while True:
+            response, retries, _ = self._send(method, path, endpoint=endpoint, est_tokens=est_tokens, **kw)
+            try:
+                body = self._json(response)
+                break
+            except MalformedResponseError as error:
+                # A 2xx cut short is as transient as a dropped connection: same backoff, same retry cap.
+                if malformed >= self.config.max_retries:
+                    error.message = f"{error.message} (after {malformed} retries)"
+                    raise
+                wait = self._backoff(malformed)
+                log.warning(
+                    "genapi %s %s: %s; retry %d/%d in %.2fs",
+                    method,
+                    endpoint,
+                    error.message,
+                    malformed + 1,
+                    self.config.max_retries,
+                    wait,
+                )
+                self._sleep(wait)
+                malformed += 1
+        retries += malformed
         if not isinstance(body, (dict, list)):
             raise BadResponseError(
                 "provider answered with an unexpected JSON value", status=response.status_code
@@ -259,7 +282,9 @@ class Transport:
                     try:
                         obj = json.loads(data)
                     except ValueError as exc:
-                        raise BadResponseError(f"malformed event in the stream: {data[:200]!r}") from exc
+                        raise MalformedResponseError(
+                            f"malformed event in the stream: {data[:200]!r}"
+                        ) from exc
                     if not isinstance(obj, dict):
                         raise BadResponseError("unexpected event in the stream")
                     etype = obj.get("type")

@@ -107,6 +107,9 @@ class Document(models.Model):
     chunks_embedded = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     processing_started_at = models.DateTimeField(null=True, blank=True)
+    # The worker holding the lease renews this while it runs (a heartbeat): a lease not renewed for
+    # RAG_LEASE_SECONDS belongs to a lost worker and the sweeper re-queues the document.
+    lease_renewed_at = models.DateTimeField(null=True, blank=True)
     # The uploader, and who last replaced the content (API PUT, same source_url, bulk).
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -12,10 +12,16 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from genapi import GenAPIError
 from ingestion.models import EmbeddingSpace
-from ingestion.services.pipeline import documents_fail, documents_ingest, documents_sweep_stale
+from ingestion.services.pipeline import (
+    database_reset,
+    documents_fail,
+    documents_ingest,
+    documents_sweep_stale,
+)
 from ingestion.services.spaces import (
     RETIRE_GRACE_SECONDS,
     embedding_space_activate,
@@ -29,9 +35,16 @@ class TransientProviderError(Exception):
     """A retryable provider error, re-raised so Celery's autoretry backs off and tries again."""
 
 
+class DatabaseUnavailableError(Exception):
+    """The database went away mid-task (a restart, a failover): retried like a provider outage."""
+
+
+# Connection-level failures only; an IntegrityError or a bad query is a bug and is not retried.
+_DATABASE_DOWN = (OperationalError, InterfaceError)
+
 _RETRY = dict(
     bind=True,
-    autoretry_for=(TransientProviderError,),
+    autoretry_for=(TransientProviderError, DatabaseUnavailableError),
     retry_backoff=2,
     retry_backoff_max=120,
     retry_jitter=True,
@@ -56,6 +69,13 @@ def documents_ingest_task(self, document_ids: list[int]) -> dict:
             )
             return {}
         raise TransientProviderError(str(exc)) from exc
+    except _DATABASE_DOWN as exc:
+        # The service gave the documents back when it could; else their lease lapses and the sweeper
+        # re-queues them. Either way a retry (or the sweeper's new message) finishes them.
+        database_reset()
+        if self.request.retries >= self.max_retries:
+            raise
+        raise DatabaseUnavailableError(str(exc)) from exc
     except SoftTimeLimitExceeded:
         documents_fail(
             document_ids,

@@ -20,11 +20,16 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_ignore_result=True,
     broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-    beat_schedule={
-        "documents-sweep-stale": {"task": "ingestion.documents_sweep_stale", "schedule": 60.0},
-        # Folds full-text statistics deltas into totals (reads stay exact either way, just shorter).
-        "search-lexeme-stats-compact": {"task": "search.lexeme_stats_compact", "schedule": 300.0},
+    # A broker restart: the worker reconnects for as long as it takes; a producer (the web process
+    # queueing an upload) retries for about 15 s before giving up, then the sweeper sends the documents.
+    broker_connection_max_retries=None,
+    task_publish_retry_policy={
+        "max_retries": 10,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 2,
     },
+    worker_hijack_root_logger=False,
+    # beat_schedule: CELERY_BEAT_SCHEDULE in settings (it reads RAG_SWEEP_SECONDS).
 )
 app.autodiscover_tasks()

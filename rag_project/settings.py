@@ -137,10 +137,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Celery -----------------------------------------------------------------------------------
 # Default: kombu's SQLAlchemy transport on the same database (no extra server).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or sqlalchemy_broker_url(DATABASES["default"])
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=900)
 if not CELERY_BROKER_URL.startswith("sqla+"):
-    # Redis/RabbitMQ: a task unacknowledged for an hour (acks_late, a dead worker) is redelivered.
-    # (The SQLAlchemy transport hands every transport option to create_engine(), so none there.)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis/RabbitMQ: a task left unacknowledged (acks_late, a dead worker) is redelivered after the
+    # visibility timeout, longer than any task may run (CELERY_TASK_TIME_LIMIT) so a live one is never
+    # taken twice; the ingestion leases notice a dead worker much sooner anyway. Health checks find a
+    # connection a broker restart broke before it is used. (The SQLAlchemy transport hands every
+    # transport option to create_engine(), so none there.)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "health_check_interval": 10,
+    }
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="citable")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
@@ -175,7 +182,23 @@ RAG_RERANK_DOCUMENT_TOKENS = env.int("RAG_RERANK_DOCUMENT_TOKENS", default=96)
 RAG_RERANK_TOKENS_MAX = env.int("RAG_RERANK_TOKENS_MAX", default=4000)
 RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
 RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=100)
-RAG_STALE_PROCESSING_SECONDS = env.int("RAG_STALE_PROCESSING_SECONDS", default=900)
+# Ingestion leases (ingestion/services/pipeline.py): a worker renews the lease of the documents it holds
+# every RAG_LEASE_RENEW_SECONDS; one not renewed for RAG_LEASE_SECONDS is a lost worker's, and the sweeper
+# (every RAG_SWEEP_SECONDS, on beat) re-queues it. A document left `queued` for
+# RAG_STALE_PROCESSING_SECONDS (its message lost with a broker) is sent again.
+RAG_LEASE_SECONDS = env.int("RAG_LEASE_SECONDS", default=60)
+RAG_LEASE_RENEW_SECONDS = env.int("RAG_LEASE_RENEW_SECONDS", default=15)
+RAG_SWEEP_SECONDS = env.int("RAG_SWEEP_SECONDS", default=20)
+RAG_STALE_PROCESSING_SECONDS = env.int("RAG_STALE_PROCESSING_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    # Frequent: a lost worker's documents are re-queued within RAG_LEASE_SECONDS + RAG_SWEEP_SECONDS.
+    "documents-sweep-stale": {
+        "task": "ingestion.documents_sweep_stale",
+        "schedule": float(RAG_SWEEP_SECONDS),
+    },
+    # Folds full-text statistics deltas into totals (reads stay exact either way, just shorter).
+    "search-lexeme-stats-compact": {"task": "search.lexeme_stats_compact", "schedule": 300.0},
+}
 
 # The largest request body; default RAG_MAX_UPLOAD_BYTES + 1 MiB of multipart framing.
 RAG_MAX_REQUEST_BYTES = env.int("RAG_MAX_REQUEST_BYTES", default=0) or None

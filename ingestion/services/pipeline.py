@@ -2,11 +2,13 @@
 
 Documents move `queued -> processing -> ready | failed`. A worker claims documents with a lease (the
 `processing_started_at` it set) and only writes results while it still holds the lease, so a task delivered
-twice, a re-ingest requested mid-flight, or a sweeper re-queue never leaves mixed rows.
+twice, a re-ingest requested mid-flight, or a sweeper re-queue never leaves mixed rows. The lease is renewed
+while the worker runs (leases.py); one not renewed for RAG_LEASE_SECONDS is a lost worker's.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,7 +16,16 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from genapi import GenAPIError
@@ -23,7 +34,10 @@ from ingestion.models import Chunk, ChunkEmbedding, Document, EmbeddingSpace
 from ingestion.parsers import ParsedDocument, ParseError, parse_bytes, parse_string
 from ingestion.services.embedding import EMBED_BATCH_SIZE, texts_embed
 from ingestion.services.errors import EmbeddingSpaceError
+from ingestion.services.leases import lease_kept
 from ingestion.services.spaces import embedding_spaces_target
+
+logger = logging.getLogger(__name__)
 
 # Documents a worker ingests together: one embeddings call and one bulk write serve them all.
 INGEST_GROUP_SIZE = 50
@@ -37,7 +51,13 @@ def documents_enqueue(document_ids: list[int]) -> None:
 
     def send() -> None:
         for start in range(0, len(document_ids), INGEST_GROUP_SIZE):
-            documents_ingest_task.delay(document_ids[start : start + INGEST_GROUP_SIZE])
+            group = document_ids[start : start + INGEST_GROUP_SIZE]
+            try:
+                documents_ingest_task.delay(group)
+            except Exception:  # the broker down past the publish retries (kombu raises several types)
+                # The rows are committed `queued`: the sweeper sends them again after
+                # RAG_STALE_PROCESSING_SECONDS, so the upload itself still succeeds.
+                logger.exception("could not queue %d documents; the sweeper will send them", len(group))
 
     if document_ids:
         transaction.on_commit(send)
@@ -68,17 +88,22 @@ class _Work:
     unchanged: bool = False
 
 
+def _lease_cutoff():
+    """Leases last renewed before this belong to a lost worker."""
+    return timezone.now() - timedelta(seconds=settings.RAG_LEASE_SECONDS)
+
+
 def _documents_claim(document_ids: list[int]) -> tuple[list[int], object]:
-    """Take the lease on the given documents that are queued (or whose lease went stale)."""
-    stale = timezone.now() - timedelta(seconds=settings.RAG_STALE_PROCESSING_SECONDS)
+    """Take the lease on the given documents that are queued (or whose lease lapsed)."""
+    stale = _lease_cutoff()
     # Raw: one `UPDATE ... RETURNING` takes the lease and reads which rows it got in one atomic statement;
     # the ORM's update() returns only a count, and a SELECT first would race with another worker.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE ingestion_document SET status = 'processing', processing_started_at = now(), "
-            "attempts = attempts + 1, updated_at = now() "
-            "WHERE id = ANY(%s) AND (status = 'queued' "
-            "OR (status = 'processing' AND processing_started_at < %s)) "
+            "lease_renewed_at = now(), attempts = attempts + 1, updated_at = now() "
+            "WHERE id = ANY(%s) AND (status = 'queued' OR (status = 'processing' "
+            "AND COALESCE(lease_renewed_at, processing_started_at) < %s)) "
             "RETURNING id, processing_started_at",
             [list(document_ids), stale],
         )
@@ -113,6 +138,8 @@ def documents_requeue(document_ids: Iterable[int], reason: str, *, lease=None) -
     if lease is not None:
         queryset = queryset.filter(processing_started_at=lease)
     return queryset.update(
+        # Giving back is not a lost worker: only vanished attempts count towards MAX_INGEST_ATTEMPTS.
+        attempts=Greatest(F("attempts") - 1, Value(0)),
         status=Document.Status.QUEUED,
         error=reason[:4000],
         processing_started_at=None,
@@ -130,6 +157,26 @@ def documents_ingest(document_ids: list[int]) -> dict[int, str]:
     claimed, lease = _documents_claim(document_ids)
     if not claimed:
         return {}
+    with lease_kept(claimed, lease):
+        try:
+            return _documents_ingest_claimed(claimed, lease)
+        except (OperationalError, InterfaceError) as exc:  # the database restarting under us
+            database_reset()
+            try:  # give the documents back now if it is already back; else the lease lapses
+                documents_requeue(claimed, f"Database unavailable, will retry: {exc}", lease=lease)
+            except DatabaseError:
+                database_reset()
+            raise
+
+
+def database_reset() -> None:
+    """Close this thread's broken connections so the next query opens a fresh one."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.is_usable():
+            conn.close()
+
+
+def _documents_ingest_claimed(claimed: list[int], lease) -> dict[int, str]:
     documents = {d.pk: d for d in Document.objects.filter(pk__in=claimed)}
     works = [_Work(documents[pk]) for pk in claimed if pk in documents]
     try:
@@ -356,13 +403,15 @@ def _results_write(works: list[_Work], spaces: list[EmbeddingSpace], lease) -> d
 
 
 def documents_sweep_stale() -> dict[str, int]:
-    """Re-queue documents whose worker vanished (stuck `processing`), failing them after a few attempts;
-    re-send documents left `queued` for as long (their message was lost)."""
+    """Re-queue documents whose worker vanished (`processing` with a lapsed lease), failing them after a
+    few attempts; re-send documents left `queued` for RAG_STALE_PROCESSING_SECONDS (message lost)."""
     cutoff = timezone.now() - timedelta(seconds=settings.RAG_STALE_PROCESSING_SECONDS)
     now = timezone.now()
     with transaction.atomic():
-        stale = Document.objects.select_for_update(skip_locked=True).filter(
-            status=Document.Status.PROCESSING, processing_started_at__lt=cutoff
+        stale = (
+            Document.objects.select_for_update(skip_locked=True)
+            .annotate(lease_at=Coalesce("lease_renewed_at", "processing_started_at"))
+            .filter(status=Document.Status.PROCESSING, lease_at__lt=_lease_cutoff())
         )
         exhausted = list(stale.filter(attempts__gte=MAX_INGEST_ATTEMPTS).values_list("pk", flat=True))
         failed = Document.objects.filter(pk__in=exhausted).update(

@@ -14,6 +14,7 @@ from genapi import (
     GenAPIClient,
     GenAPIConfig,
     InvalidRequestError,
+    MalformedResponseError,
     ModelNotFoundError,
     PermissionDeniedError,
     ProviderUnavailableError,
@@ -302,6 +303,25 @@ def test_malformed_body_is_bad_response(make_client, standin):
     standin.set_knobs(fail_next={"status": 200, "raw": '{"object": "list", "data": ['})
     with pytest.raises(BadResponseError):
         client.embeddings_create(EMBED, ["x"])
+
+
+def test_a_malformed_200_is_transient_and_retried(make_client, standin):
+    """A 2xx cut in half (wave 1's chaos run failed 50 documents for good on it) is retried like a 5xx."""
+    sleeps = Sleeps()
+    client = make_client(sleep=sleeps)
+    standin.set_knobs(
+        fail_next={"count": 2, "status": 200, "raw": '{"object": "list", "data": [', "endpoint": "embeddings"}
+    )
+    assert client.embeddings_create(EMBED, ["x"]).vectors
+    assert standin.count("embeddings") == 3 and len(sleeps) == 2
+
+
+def test_a_malformed_200_that_persists_is_a_retryable_error(make_client, standin):
+    client = make_client(sleep=Sleeps(), max_retries=2)
+    standin.set_knobs(fail_next={"count": 5, "status": 200, "raw": "<html>", "endpoint": "embeddings"})
+    with pytest.raises(MalformedResponseError, match="not JSON.*after 2 retries") as info:
+        client.embeddings_create(EMBED, ["x"])
+    assert info.value.retryable and standin.count("embeddings") == 3
 
 
 def test_the_key_is_never_in_errors_or_logs(caplog):

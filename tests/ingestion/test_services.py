@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from genapi import MalformedResponseError
 from ingestion.models import Chunk, ChunkEmbedding, Document, EmbeddingSpace
 from ingestion.services.documents import document_create, document_delete, document_reingest
 from ingestion.services.errors import EmbeddingSpaceError
@@ -184,6 +185,56 @@ def test_permanent_provider_error_fails_and_transient_requeues(genapi, collectio
     assert document_ingest(document.pk) == "failed"
     document.refresh_from_db()
     assert document.status == "failed" and "refused" in document.error
+
+
+def test_a_malformed_provider_answer_requeues_instead_of_failing(genapi, collection):
+    """Wave 1's chaos run: a 200 with a non-JSON body failed documents for good. It is transient."""
+    embedding_space_get_or_create_active()
+    document, _ = document_create(collection=collection, title="M", text="Text to embed.")
+    genapi.set_knobs(fail_next={"count": 20, "status": 200, "raw": '{"data": [', "endpoint": "embeddings"})
+    with pytest.raises(MalformedResponseError) as info:
+        document_ingest(document.pk)
+    assert info.value.retryable
+    document.refresh_from_db()
+    assert document.status == "queued" and document.attempts == 0 and "not JSON" in document.error
+    genapi.set_knobs(fail_next=[])
+    assert document_ingest(document.pk) == "ready"
+
+
+def test_a_database_error_mid_ingestion_gives_the_documents_back(genapi, collection, monkeypatch):
+    from django.db import OperationalError
+
+    import ingestion.services.pipeline as pipeline
+
+    embedding_space_get_or_create_active()
+    document, _ = document_create(collection=collection, title="D", text="Text to embed.")
+
+    def down(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(pipeline, "_vectors_embed", down)
+    with pytest.raises(OperationalError):
+        document_ingest(document.pk)
+    document.refresh_from_db()
+    assert document.status == "queued" and "Database unavailable" in document.error
+    monkeypatch.undo()
+    assert document_ingest(document.pk) == "ready" and document.chunks.count() == 1
+
+
+def test_a_lease_is_renewed_only_by_its_holder(genapi, collection):
+    from django.utils import timezone
+
+    from ingestion.services.leases import leases_renew
+
+    document, _ = document_create(collection=collection, title="L", text="Leased text.")
+    lease = timezone.now() - timezone.timedelta(minutes=5)
+    Document.objects.filter(pk=document.pk).update(
+        status="processing", processing_started_at=lease, lease_renewed_at=lease
+    )
+    assert leases_renew([document.pk], lease - timezone.timedelta(seconds=1)) == 0
+    assert Document.objects.get(pk=document.pk).lease_renewed_at == lease
+    assert leases_renew([document.pk], lease) == 1
+    assert Document.objects.get(pk=document.pk).lease_renewed_at > lease
 
 
 def test_large_models_are_refused_or_asked_for_fewer_dimensions(genapi, settings):

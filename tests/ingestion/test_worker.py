@@ -57,26 +57,29 @@ def test_bulk_ingestion_survives_a_provider_answering_503(celery_worker_process,
     assert genapi.stats()["statuses"].get("503", 0) >= 7
 
 
-def test_a_killed_worker_is_recovered_by_the_sweeper(tmp_path, transactional_db, genapi, settings):
+def test_a_killed_worker_is_noticed_by_its_lapsed_lease(tmp_path, transactional_db, genapi, settings):
+    """The worker renews its lease while it runs; SIGKILLed, it stops, and the sweeper re-queues the
+    document once the lease lapses (RAG_LEASE_SECONDS), not after a timeout sized for slow documents."""
     collection = CollectionFactory(slug="kill")
     embedding_space_get_or_create_active()
-    genapi.set_knobs(latency_ms=4000)
-    worker = start_worker(tmp_path)
+    genapi.set_knobs(latency_ms=6000)
+    worker = start_worker(tmp_path, extra_env={"RAG_LEASE_RENEW_SECONDS": "1"})
     try:
         document, _ = document_create(collection=collection, title="Slow", text="Slow passage.")
-        wait_for(
-            lambda: Document.objects.get(pk=document.pk).status == "processing",
-            timeout=60,
-            message="document processing",
-        )
+
+        def renewed():
+            row = Document.objects.get(pk=document.pk)
+            return row.status == "processing" and row.lease_renewed_at > row.processing_started_at
+
+        wait_for(renewed, timeout=60, message="the lease renewed by the running worker")
         os.kill(worker.process.pid, signal.SIGKILL)
         worker.process.wait()
     finally:
         worker.stop()
     genapi.set_knobs(latency_ms=0)
-    assert Document.objects.get(pk=document.pk).status == "processing"
-    settings.RAG_STALE_PROCESSING_SECONDS = 0
-    assert documents_sweep_stale()["requeued"] == 1
+    settings.RAG_LEASE_SECONDS = 2
+    assert documents_sweep_stale()["requeued"] == 0  # renewed a moment ago: still the dead worker's
+    wait_for(lambda: documents_sweep_stale()["requeued"] == 1, timeout=30, message="lease lapsed")
     worker = start_worker(tmp_path)
     try:
         wait_for(
