@@ -385,36 +385,40 @@ class Stack:
 
     def start_workers(self) -> None:
         for i in range(self.workers):
-            name = f"worker{i}"
-            svc = Service(
-                name,
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "rag_project",
-                    "worker",
-                    "--loglevel=INFO",
-                    "-Q",
-                    os.environ["CELERY_TASK_DEFAULT_QUEUE"],
-                    f"--pool={self.worker_pool}",
-                    f"--concurrency={self.worker_concurrency}",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "-n",
-                    f"bench{i}-{uuid.uuid4().hex[:6]}@%h",
-                ],
-                self.env(),
-                self.log_dir,
-            )
-            self.services[name] = svc
-            deadline = time.monotonic() + 90
-            while " ready." not in svc.log_tail(100_000):
-                if svc.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"celery worker did not start:\n{svc.log_tail()}")
-                time.sleep(0.2)
+            self.start_worker(f"worker{i}")
+
+    def start_worker(self, name: str) -> Service:
+        """Start (or start again, after a kill) one Celery worker; returns once it is ready."""
+        svc = Service(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "rag_project",
+                "worker",
+                "--loglevel=INFO",
+                "-Q",
+                os.environ["CELERY_TASK_DEFAULT_QUEUE"],
+                f"--pool={self.worker_pool}",
+                f"--concurrency={self.worker_concurrency}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            self.env(),
+            self.log_dir,
+        )
+        self.services[name] = svc
+        deadline = time.monotonic() + 90
+        while " ready." not in svc.log_tail(100_000):
+            if svc.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{svc.log_tail()}")
+            time.sleep(0.2)
+        return svc
 
     def __enter__(self) -> Stack:
         return self

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
+logger = logging.getLogger(__name__)
+
+# Seconds a client is told to wait when the database is away (a restart or failover takes a few).
+DATABASE_RETRY_AFTER = 5
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "The service's database is unavailable; retry in a few seconds."
+
 
 def api_exception_handler(exc, context):
+    database_down = isinstance(exc, (OperationalError, InterfaceError))
+    if database_down:
+        # A restart or failover: a 503 the client can retry (a clean `error` event on a stream), not a 500.
+        logger.warning("database unavailable: %s", exc)
+        exc = DatabaseUnavailable()
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -23,4 +42,6 @@ def api_exception_handler(exc, context):
     if details is not None:
         body["error"]["details"] = details
     response.data = body
+    if database_down:
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
     return response

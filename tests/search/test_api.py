@@ -348,3 +348,24 @@ def test_ask_reports_its_stages(kb, client, genapi):
     assert body["rerank_tokens"] > 0
     log = QueryLog.objects.get(kind="ask")
     assert log.rerank_tokens == body["rerank_tokens"] and "answer" in log.timings
+
+
+def test_a_database_outage_is_a_503_to_retry_and_a_clean_error_event(kb, client, monkeypatch):
+    """A PostgreSQL restart under a request: a 503 with Retry-After (an `error` event on a stream)."""
+    from django.db import OperationalError
+
+    from accounts.authentication import ApiKeyAuthentication
+
+    caller = ApiKeyFactory()
+
+    def down(self, request):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(ApiKeyAuthentication, "authenticate", down)
+    response = post(client, "/api/search", {"query": "rotate a signing key"}, caller)
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "unavailable"
+    response = post(client, "/api/ask", {"question": QUESTION, "stream": True}, caller,
+                    HTTP_ACCEPT="text/event-stream")  # fmt: skip
+    assert response.status_code == 503
+    assert json.loads(response.content.split(b"data: ", 1)[1])["code"] == "unavailable"
