@@ -85,8 +85,10 @@ def queries(dataset: str) -> list[str]:
         return [json.loads(line)["text"] for line in fh if line.strip()] or list(QUESTIONS)
 
 
-def process_memory(roots: dict[str, int]) -> dict[str, float]:
-    """RSS (MiB) of every process under each root, keyed `service/pid name`; PostgreSQL by its postmaster."""
+def process_memory(roots: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """(RSS, USS) in MiB of every process under each root, keyed `service/pid name`; PostgreSQL by its
+    postmaster. USS (memory no other process shares) is what a leak grows: a PostgreSQL backend's RSS also
+    counts the shared buffers it has touched."""
     import psutil
 
     out: dict[str, float] = {}
@@ -98,7 +100,8 @@ def process_memory(roots: dict[str, int]) -> dict[str, float]:
             continue
         for proc in procs:
             try:
-                out[f"{service}/{proc.pid} {proc.name()[:20]}"] = proc.memory_info().rss / 2**20
+                full = proc.memory_full_info()
+                out[f"{service}/{proc.pid} {proc.name()[:20]}"] = (full.rss / 2**20, full.uss / 2**20)
             except psutil.Error:
                 pass
     return out
@@ -251,13 +254,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from ingestion.services.collections import collection_create
         from ingestion.services.spaces import embedding_space_get_or_create_active
 
-        embedding_space_get_or_create_active()
         passages = Chunk.objects.count()
         print_machine(info)
         print(
             f"# load: {passages:,} passages, {args.users} users, {args.seconds:.0f} s, think {args.think} s"
         )
         stack.start_standin()
+        embedding_space_get_or_create_active()
         stack.start_web()
         stack.start_workers()
         keys = users_create(args.users)
@@ -329,19 +332,23 @@ def prepare_small(args) -> None:
         documents_ingest([d.pk for d in docs])
 
 
-def memory_table(start: dict[str, float], end: dict[str, float]) -> list[dict[str, Any]]:
+def memory_table(start: dict, end: dict) -> list[dict[str, Any]]:
+    """Processes alive at both reads, compared; connections that came and went counted apart."""
     rows = []
-    for name in sorted(set(start) | set(end)):
-        a, b = start.get(name), end.get(name)
-        growth = round(100 * (b - a) / a, 1) if a and b else None
+    for name in sorted(set(start) & set(end)):
+        (rss_a, uss_a), (rss_b, uss_b) = start[name], end[name]
         rows.append(
             {
                 "process": name,
-                "start": round(a, 1) if a else None,
-                "end": round(b, 1) if b else None,
-                "growth_pct": growth,
+                "rss_start": round(rss_a, 1),
+                "rss_end": round(rss_b, 1),
+                "uss_start": round(uss_a, 1),
+                "uss_end": round(uss_b, 1),
+                "uss_growth_pct": round(100 * (uss_b - uss_a) / uss_a, 1) if uss_a else None,
             }
         )
+    gone, new = set(start) - set(end), set(end) - set(start)
+    rows.append({"process": f"short-lived (ended {len(gone)}, started {len(new)})", "rss_start": None})
     return rows
 
 
@@ -370,11 +377,15 @@ def report(f: dict[str, Any]) -> None:
         other = {k: v for k, v in f["endpoints"][name]["outcomes"].items() if k != "ok"}
         if other:
             print(f"  {name} outcomes other than ok: {other}")
-    print("\n## memory (RSS MiB, after warm-up and at the end; target growth < 10 % per process)")
+    print("\n## memory (MiB after warm-up -> at the end; growth of USS, target < 10 % per process)")
+    print(f"  {'process':36} {'RSS start':>9} {'RSS end':>8} {'USS start':>9} {'USS end':>8} {'growth':>8}")
     for row in f["memory_mib"]:
+        if row["rss_start"] is None:
+            print(f"  {row['process']}")
+            continue
         print(
-            f"  {row['process']:40} {row['start'] or 0:8.1f} {row['end'] or 0:8.1f} "
-            f"{'' if row['growth_pct'] is None else str(row['growth_pct']) + ' %':>9}"
+            f"  {row['process']:36} {row['rss_start']:9.1f} {row['rss_end']:8.1f} {row['uss_start']:9.1f} "
+            f"{row['uss_end']:8.1f} {row['uss_growth_pct'] or 0:7.1f}%"
         )
     print(f"\n## machine load (1, 5, 15 min): start {f['load_start']}, end {f['load_end']}")
 

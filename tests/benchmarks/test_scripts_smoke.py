@@ -121,3 +121,14 @@ def test_hnsw_recall_smoke(tmp_path):
     for result in data["results"].values():
         assert (result["recall_at_10"], result["min_query_recall"]) == (1.0, 1.0)
     assert "recall@10" in stdout
+
+
+def test_load_smoke(tmp_path):
+    stdout, data = run_script("load", tmp_path, "--users", "3", "--seconds", "4", "--warmup", "1")
+    endpoints = data["endpoints"]
+    assert data["users"] == 3 and endpoints["all"]["requests"] > 0
+    assert endpoints["all"]["requests"] == sum(endpoints[e]["requests"] for e in ("search", "ask", "upload"))
+    assert endpoints["all"]["errors"] == 0, endpoints
+    processes = [row["process"] for row in data["memory_mib"]]
+    assert any(p.startswith("web/") for p in processes) and any(p.startswith("worker0/") for p in processes)
+    assert "error rate" in stdout and "USS" in stdout
