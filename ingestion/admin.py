@@ -1,5 +1,6 @@
 """Admin: collections with their readers, documents (multi-file upload, status, progress, error, re-ingest,
-delete), embedding spaces (re-embed with another model)."""
+cancel, delete), ingest jobs (counts by state, tokens, time left, cancel), embedding spaces (re-embed with
+another model)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
+from ingestion.models import PENDING_STATES, Chunk, Collection, Document, EmbeddingSpace, IngestJob
 from ingestion.selectors import collections_readable, collections_writable
 from ingestion.services.documents import document_create, document_delete, document_reingest
 from ingestion.services.errors import IngestionError
+from ingestion.services.jobs import documents_cancel, ingest_job_create
 from ingestion.services.spaces import embedding_space_build
 
 
@@ -93,6 +95,8 @@ class DocumentAdmin(admin.ModelAdmin):
         "error",
         "chunks_total",
         "chunks_embedded",
+        "embedding_tokens",
+        "job",
         "attempts",
         "processing_started_at",
         "mime_type",
@@ -104,7 +108,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     fields = ["collection", "title", "source_url", "metadata", *readonly_fields]
-    actions = ["reingest_selected", "delete_with_chunks"]
+    actions = ["reingest_selected", "cancel_selected", "delete_with_chunks"]
     inlines = [ChunkInline]
     change_list_template = "admin/ingestion/document/change_list.html"
 
@@ -168,6 +172,18 @@ class DocumentAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} document(s) queued for ingestion.")
 
     @admin.action(
+        description="Cancel selected documents (those queued or processing)", permissions=["change"]
+    )
+    def cancel_selected(self, request, queryset):
+        ids = (
+            self._writable_only(request, queryset)
+            .filter(status__in=PENDING_STATES)
+            .values_list("pk", flat=True)
+        )
+        count = len(documents_cancel(list(ids), reason=f"Cancelled by {request.user.get_username()}."))
+        self.message_user(request, f"{count} document(s) cancelled.")
+
+    @admin.action(
         description="Delete selected documents (with their passages and vectors)", permissions=["delete"]
     )
     def delete_with_chunks(self, request, queryset):
@@ -198,12 +214,20 @@ class DocumentAdmin(admin.ModelAdmin):
         form = DocumentUploadForm(request.POST or None, request.FILES or None, user=request.user)
         if request.method == "POST" and form.is_valid():
             created = duplicates = failed = 0
-            for upload in form.cleaned_data["files"]:
+            files = form.cleaned_data["files"]
+            job = ingest_job_create(
+                collection=form.cleaned_data["collection"],
+                created_by=request.user,
+                source=IngestJob.Source.ADMIN,
+                submitted=len(files),
+            )
+            for upload in files:
                 document, is_new = document_create(
                     collection=form.cleaned_data["collection"],
                     file=upload,
                     filename=upload.name,
                     created_by=request.user,
+                    job=job,
                 )
                 if not is_new:
                     duplicates += 1
@@ -212,9 +236,17 @@ class DocumentAdmin(admin.ModelAdmin):
                 else:
                     created += 1
             messages.success(
-                request, f"{created} file(s) queued, {duplicates} already present, {failed} refused."
+                request,
+                format_html(
+                    '{} file(s) queued, {} already present, {} refused: <a href="{}">follow job {}</a>.',
+                    created,
+                    duplicates,
+                    failed,
+                    reverse("admin:ingestion_ingestjob_change", args=[job.pk]),
+                    job.pk,
+                ),
             )
-            return redirect(reverse("admin:ingestion_document_changelist"))
+            return redirect(reverse("admin:ingestion_ingestjob_change", args=[job.pk]))
         context = {
             **self.admin_site.each_context(request),
             "form": form,
@@ -317,3 +349,7 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/ingestion/embeddingspace/reembed.html", context)
+
+
+# Registered on import: the ingest-job admin lives beside this one (it shares `_writable`).
+from ingestion import admin_jobs  # noqa: E402, F401

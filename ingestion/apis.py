@@ -14,6 +14,7 @@ import json
 
 from django.core.validators import URLValidator
 from django.db import IntegrityError
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -23,7 +24,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.permissions import SCOPES, request_api_key, request_can_ingest, request_has_scope
-from ingestion.models import Document
+from ingestion.models import Document, IngestJob
 from ingestion.selectors import (
     chunk_list,
     collection_get_readable_or_403,
@@ -40,8 +41,8 @@ from ingestion.services.documents import (
     document_delete,
     document_reingest,
     document_update,
-    documents_bulk_create,
 )
+from ingestion.services.jobs import ingest_job_bulk_create
 from rag_project.json_input import BoundedJSONParser, json_loads_bounded, json_value_problem
 
 BULK_MAX_DOCUMENTS = 1000
@@ -112,6 +113,10 @@ def source_url_field() -> serializers.URLField:
     return serializers.URLField(
         max_length=2000, required=False, allow_blank=True, default="", validators=[URLValidator(URL_SCHEMES)]
     )
+
+
+def ingest_job_url(request, job: IngestJob) -> str:
+    return request.build_absolute_uri(reverse("api-ingest-job-detail", args=[job.pk]))
 
 
 def _readable_document(request, document_id: int) -> Document:
@@ -321,10 +326,20 @@ class DocumentBulkCreateApi(APIView):
             fields={"id": serializers.IntegerField(), "status": serializers.CharField()},
             many=True,
         )
+        job = inline_serializer(
+            "BulkIngestJob",
+            fields={
+                "id": serializers.IntegerField(),
+                "url": serializers.URLField(help_text="Its progress: `GET`; cancel: `POST {url}/cancel`."),
+            },
+            help_text="The ingest job following these documents (also the `Location` header).",
+        )
 
     @extend_schema(
         summary=f"Add up to {BULK_MAX_DOCUMENTS} text documents at once",
-        description="202: the documents are stored and queued; duplicates return the existing document.",
+        description="202: the documents are stored and queued as one ingest job (`job`: follow it at "
+        "`/api/ingest-jobs/{id}`, cancel it with `POST /api/ingest-jobs/{id}/cancel`); duplicates return "
+        "the existing document (a cancelled one is queued again).",
         request=InputSerializer,
         responses={202: OutputSerializer},
     )
@@ -338,11 +353,15 @@ class DocumentBulkCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         collection = _writable_collection(request, data.validated_data["collection"])
-        stored = documents_bulk_create(
+        job, stored = ingest_job_bulk_create(
             collection=collection, documents=data.validated_data["documents"], created_by=request.user
         )
-        body = {"documents": [{"id": d.pk, "status": d.status} for d in stored]}
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        url = ingest_job_url(request, job)
+        body = {
+            "documents": [{"id": d.pk, "status": d.status} for d in stored],
+            "job": {"id": job.pk, "url": url},
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
 class DocumentDetailApi(APIView):

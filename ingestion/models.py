@@ -80,12 +80,49 @@ class EmbeddingSpace(models.Model):
         return f"{self.model} ({self.dimensions}d)"
 
 
+class IngestJob(models.Model):
+    """One bulk upload (REST bulk, the admin's multi-file upload, `manage.py ingest`): who sent what into
+    which collection, so the documents it queued can be followed (`ingestion.progress`) and cancelled
+    together (`ingestion.services.jobs`).
+
+    Counts are not stored: they are read from the job's documents by state, so no worker write has to
+    keep a second counter in step (and no hot row is shared by concurrent workers).
+    """
+
+    class Source(models.TextChoices):
+        API = "api", "REST API"
+        ADMIN = "admin", "admin upload"
+        CLI = "cli", "manage.py ingest"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="ingest_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    # Inputs sent, duplicates included (a duplicate of an unchanged document is not linked to the job).
+    submitted = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} ({self.collection_id})"
+
+
 class Document(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         PROCESSING = "processing"
         READY = "ready"
         FAILED = "failed"
+        # Stopped by a person (the document or its job); it has no passages. Uploading it again, or
+        # re-ingesting it, queues it again.
+        CANCELLED = "cancelled"
 
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=500)
@@ -105,6 +142,12 @@ class Document(models.Model):
     error = models.TextField(blank=True)
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_embedded = models.PositiveIntegerField(default=0)
+    # Provider tokens its last ingestion spent on embeddings (reused vectors cost none).
+    embedding_tokens = models.PositiveIntegerField(default=0)
+    # The upload that last queued it (a bulk upload's job); None for single uploads.
+    job = models.ForeignKey(
+        IngestJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="documents"
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     # The worker holding the lease renews this while it runs (a heartbeat): a lease not renewed for
@@ -131,6 +174,10 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# States a worker may still change; the others are final until someone uploads or re-ingests again.
+PENDING_STATES = (Document.Status.QUEUED, Document.Status.PROCESSING)
 
 
 class Chunk(models.Model):

@@ -28,7 +28,7 @@ from django.http import Http404
 
 from accounts.models import ApiKey
 from accounts.permissions import request_api_key
-from ingestion.models import Chunk, Collection, Document, EmbeddingSpace
+from ingestion.models import Chunk, Collection, Document, EmbeddingSpace, IngestJob
 
 COLLECTION_FORBIDDEN_MESSAGE = "You may not read collection '{slug}'."
 
@@ -146,6 +146,23 @@ def document_get_readable_or_404(document_id, user, api_key: ApiKey | None = Non
         raise Http404("No such document.") from exc
 
 
+def ingest_jobs_readable(user, api_key: ApiKey | None = None) -> QuerySet[IngestJob]:
+    """Jobs of the collections the caller may read (following a job shows document counts, no text)."""
+    return IngestJob.objects.filter(collection__in=collections_readable(user, api_key))
+
+
+def ingest_job_get_readable_or_404(job_id, user, api_key: ApiKey | None = None) -> IngestJob:
+    """The job if the caller may read its collection; 404 otherwise, the same 404 as a missing job."""
+    try:
+        return (
+            ingest_jobs_readable(user, api_key)
+            .select_related("collection", "created_by", "cancelled_by")
+            .get(pk=int(job_id))
+        )
+    except (IngestJob.DoesNotExist, TypeError, ValueError) as exc:
+        raise Http404("No such ingest job.") from exc
+
+
 def chunk_get_readable_or_404(chunk_id, user, api_key: ApiKey | None = None, *, document_id=None) -> Chunk:
     """The chunk (of `document_id`, when given) if the caller may read it; 404 otherwise."""
     try:
@@ -175,6 +192,16 @@ def document_list(
     if status:
         documents = documents.filter(status=status)
     return documents.select_related("collection").defer("text").order_by("-created_at", "-id")
+
+
+def ingest_job_list(
+    user, api_key: ApiKey | None = None, *, collection: Collection | None = None
+) -> QuerySet[IngestJob]:
+    """Readable jobs, newest first; `collection` comes from `collection_get_readable_or_403`."""
+    jobs = ingest_jobs_readable(user, api_key)
+    if collection is not None:
+        jobs = jobs.filter(collection=collection)
+    return jobs.select_related("collection", "created_by", "cancelled_by").order_by("-created_at", "-id")
 
 
 def chunk_list(document: Document) -> QuerySet[Chunk]:

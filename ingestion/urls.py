@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from ingestion import apis
+from ingestion import apis, job_apis
 
 urlpatterns = [
     path("me", apis.MeApi.as_view(), name="api-me"),
@@ -14,6 +14,18 @@ urlpatterns = [
         "documents/<int:document_id>/reingest",
         apis.DocumentReingestApi.as_view(),
         name="api-document-reingest",
+    ),
+    path(
+        "documents/<int:document_id>/cancel",
+        job_apis.DocumentCancelApi.as_view(),
+        name="api-document-cancel",
+    ),
+    path("ingest-jobs", job_apis.IngestJobListApi.as_view(), name="api-ingest-job-list"),
+    path("ingest-jobs/<int:job_id>", job_apis.IngestJobDetailApi.as_view(), name="api-ingest-job-detail"),
+    path(
+        "ingest-jobs/<int:job_id>/cancel",
+        job_apis.IngestJobCancelApi.as_view(),
+        name="api-ingest-job-cancel",
     ),
     path(
         "documents/<int:document_id>/chunks", apis.DocumentChunkListApi.as_view(), name="api-document-chunks"

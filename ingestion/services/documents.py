@@ -1,7 +1,8 @@
 """Document writes: store (a file, text, or many texts at once), replace content, re-ingest, delete.
 
 Each write that changes content leaves the document `queued` and queues its ingestion once committed
-(`pipeline.documents_enqueue`); the worker side lives in `pipeline`.
+(`pipeline.documents_enqueue`); the worker side lives in `pipeline`. Uploads that belong to an ingest job
+(`services.jobs`) link the documents they queue to it; sending a cancelled document again queues it again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 
-from ingestion.models import Collection, Document
+from ingestion.models import Collection, Document, IngestJob
 from ingestion.parsers import ParseError, sniff_mime_type
 from ingestion.parsers.text import normalize_newlines
 from ingestion.services.errors import IngestionError
@@ -98,6 +99,7 @@ def document_create(
     metadata: dict | None = None,
     source_url: str = "",
     created_by=None,
+    job: IngestJob | None = None,
 ) -> tuple[Document, bool]:
     """Store a document (a file or text) and queue its ingestion. Returns `(document, created)`.
 
@@ -108,6 +110,7 @@ def document_create(
     sha, mime, size, failure = _document_source_check(file, text)
     existing = Document.objects.filter(collection=collection, content_sha256=sha).first()
     if existing is not None:
+        _documents_requeue_cancelled([existing], job)
         return existing, False
     if source_url:
         previous = Document.objects.filter(collection=collection, source_url=source_url).first()
@@ -119,6 +122,7 @@ def document_create(
                 title=title or None,
                 metadata=metadata,
                 updated_by=created_by,
+                job=job,
                 _checked=(sha, mime, size, failure),
             )
             return document, False
@@ -135,6 +139,7 @@ def document_create(
         content_sha256=sha,
         metadata=metadata or {},
         created_by=created_by,
+        job=job,
         status=Document.Status.FAILED if failure else Document.Status.QUEUED,
         error=failure,
     )
@@ -156,6 +161,7 @@ def document_update(
     title: str | None = None,
     metadata: dict | None = None,
     updated_by=None,
+    job: IngestJob | None = None,
     _checked: tuple | None = None,
 ) -> Document:
     """Replace a document's content; its chunks are replaced on ingestion, unchanged ones keep their vectors.
@@ -177,6 +183,8 @@ def document_update(
         document.metadata = metadata
     if updated_by is not None:
         document.updated_by = updated_by
+    if job is not None:
+        document.job = job
     if file is not None:
         document.text = ""
         if not failure:
@@ -198,7 +206,7 @@ def document_update(
 
 @transaction.atomic
 def documents_bulk_create(
-    *, collection: Collection, documents: list[dict], created_by=None
+    *, collection: Collection, documents: list[dict], created_by=None, job: IngestJob | None = None
 ) -> list[Document]:
     """Many text documents at once (`{title, text, metadata?, source_url?}` each): one INSERT, one queueing.
 
@@ -237,6 +245,7 @@ def documents_bulk_create(
                 title=item.get("title") or None,
                 metadata=item.get("metadata"),
                 updated_by=created_by,
+                job=job,
             )
             existing[sha] = updated
             results.append(updated)
@@ -252,6 +261,7 @@ def documents_bulk_create(
             content_sha256=sha,
             metadata=item.get("metadata") or {},
             created_by=created_by,
+            job=job,
             status=Document.Status.FAILED if empty else Document.Status.QUEUED,
             error="The document is empty." if empty else "",
             created_at=now,
@@ -259,10 +269,30 @@ def documents_bulk_create(
         )
         new[sha] = document
         results.append(document)
+    _documents_requeue_cancelled(list({d.pk: d for d in existing.values()}.values()), job)
     if new:
         Document.objects.bulk_create(list(new.values()))
         documents_enqueue([d.pk for d in new.values() if d.status == Document.Status.QUEUED])
     return results
+
+
+def _documents_requeue_cancelled(documents: list[Document], job: IngestJob | None) -> None:
+    """Queue again those of `documents` that were cancelled (sending one again means wanting it), linked
+    to `job`; the objects are updated in place for the caller's answer."""
+    cancelled = [d for d in documents if d.status == Document.Status.CANCELLED]
+    if not cancelled:
+        return
+    now = timezone.now()
+    changes = {"status": Document.Status.QUEUED, "error": "", "attempts": 0, "updated_at": now}
+    if job is not None:
+        changes["job"] = job
+    Document.objects.filter(pk__in=[d.pk for d in cancelled], status=Document.Status.CANCELLED).update(
+        processing_started_at=None, **changes
+    )
+    for document in cancelled:
+        for name, value in changes.items():
+            setattr(document, name, value)
+    documents_enqueue([d.pk for d in cancelled])
 
 
 @transaction.atomic

@@ -1,9 +1,11 @@
 """What a worker does with queued documents: claim, parse, chunk, embed, write the results; and the sweeper.
 
-Documents move `queued -> processing -> ready | failed`. A worker claims documents with a lease (the
-`processing_started_at` it set) and only writes results while it still holds the lease, so a task delivered
-twice, a re-ingest requested mid-flight, or a sweeper re-queue never leaves mixed rows. The lease is renewed
-while the worker runs (leases.py); one not renewed for RAG_LEASE_SECONDS is a lost worker's.
+Documents move `queued -> processing -> ready | failed`, or to `cancelled` from either of the first two
+(`services.jobs`). A worker claims documents with a lease (the `processing_started_at` it set) and only writes
+results while it still holds the lease, so a task delivered twice, a re-ingest requested mid-flight, a
+sweeper re-queue or a cancel never leaves mixed rows: the final write locks the rows and re-checks the lease
+in the same transaction, and a cancelled document is never claimed again (its queued task is a no-op). The
+lease is renewed while the worker runs (leases.py); one not renewed for RAG_LEASE_SECONDS is a lost worker's.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from genapi import GenAPIError
 from ingestion.chunking import ChunkSpec, chunk_document
 from ingestion.models import Chunk, ChunkEmbedding, Document, EmbeddingSpace
 from ingestion.parsers import ParsedDocument, ParseError, parse_bytes, parse_string
-from ingestion.services.embedding import EMBED_BATCH_SIZE, texts_embed
+from ingestion.services.embedding import EMBED_BATCH_SIZE, texts_embed_counted
 from ingestion.services.errors import EmbeddingSpaceError
 from ingestion.services.leases import lease_kept
 from ingestion.services.spaces import embedding_spaces_target
@@ -86,6 +88,8 @@ class _Work:
     vectors: dict[int, dict[int, list[float]]] = field(default_factory=dict)
     error: str = ""
     unchanged: bool = False
+    # Provider tokens spent embedding this document's passages (its share of each call).
+    tokens: int = 0
 
 
 def _lease_cutoff():
@@ -120,8 +124,11 @@ def _document_parse(document: Document) -> ParsedDocument:
 
 
 def documents_fail(document_ids: Iterable[int], reason: str, *, lease=None) -> int:
-    """Mark documents failed with a reason (only while `lease` is theirs, when given)."""
-    queryset = Document.objects.filter(pk__in=list(document_ids)).exclude(status=Document.Status.READY)
+    """Mark documents failed with a reason (only while `lease` is theirs, when given). Finished documents
+    (ready, or cancelled by a person) keep their state."""
+    queryset = Document.objects.filter(pk__in=list(document_ids)).exclude(
+        status__in=[Document.Status.READY, Document.Status.CANCELLED]
+    )
     if lease is not None:
         queryset = queryset.filter(status=Document.Status.PROCESSING, processing_started_at=lease)
     return queryset.update(
@@ -212,7 +219,7 @@ def _documents_ingest_claimed(claimed: list[int], lease) -> dict[int, str]:
                 {"chunks_embedded": 0},
             )
         _vectors_reuse(live, spaces)
-        _vectors_embed(live, spaces)
+        _vectors_embed(live, spaces, lease)
         statuses = _results_write(works, spaces, lease)
     except GenAPIError as exc:
         if exc.retryable:
@@ -269,7 +276,19 @@ def _vectors_reuse(works: list[_Work], spaces: list[EmbeddingSpace]) -> None:
         work.unchanged = same and complete
 
 
-def _vectors_embed(works: list[_Work], spaces: list[EmbeddingSpace]) -> None:
+def _documents_held(works: list[_Work], lease) -> set[int]:
+    """Which of `works` this worker still holds: a document cancelled (or re-queued) meanwhile is dropped
+    before it costs more provider tokens. Only a saving: `_results_write` re-checks under a row lock."""
+    return set(
+        Document.objects.filter(
+            pk__in=[w.document.pk for w in works],
+            status=Document.Status.PROCESSING,
+            processing_started_at=lease,
+        ).values_list("pk", flat=True)
+    )
+
+
+def _vectors_embed(works: list[_Work], spaces: list[EmbeddingSpace], lease=None) -> None:
     """Embed every chunk still without a vector, in batches across documents; progress after each batch."""
     for space in spaces:
         pending = [
@@ -280,9 +299,15 @@ def _vectors_embed(works: list[_Work], spaces: list[EmbeddingSpace]) -> None:
         ]
         for start in range(0, len(pending), EMBED_BATCH_SIZE):
             batch = pending[start : start + EMBED_BATCH_SIZE]
-            vectors = texts_embed(space, [work.inputs[i] for work, i in batch])
-            for (work, i), vector in zip(batch, vectors, strict=True):
+            if lease is not None:
+                held = _documents_held(list({id(w): w for w, _ in batch}.values()), lease)
+                batch = [(work, i) for work, i in batch if work.document.pk in held]
+                if not batch:
+                    continue
+            vectors, tokens = texts_embed_counted(space, [work.inputs[i] for work, i in batch])
+            for (work, i), vector, spent in zip(batch, vectors, tokens, strict=True):
                 work.vectors[space.pk][i] = vector
+                work.tokens += spent
             if len(pending) > EMBED_BATCH_SIZE and space.is_active:
                 # Large documents show progress as batches complete; small ones finish in one write.
                 touched = {work.document.pk: work for work, _ in batch}
@@ -367,6 +392,7 @@ def _results_write(works: list[_Work], spaces: list[EmbeddingSpace], lease) -> d
                 {
                     "chunks_total": ("integer", counts),
                     "chunks_embedded": ("integer", counts),
+                    "embedding_tokens": ("integer", [w.tokens for w in ok]),
                     # The extracted text is what chunk spans point into: keep it for citations.
                     # NULL keeps the stored value (a text document already holds its text).
                     "text": ("text", [w.parsed.text if w.document.file and w.parsed else None for w in ok]),

@@ -217,7 +217,9 @@ def test_list_filters_are_validated(client_for, staff, reader, collections):
     client = client_for(reader)
     bad = client.get("/api/documents?status=done")
     assert bad.status_code == 400
-    assert bad.json()["error"]["details"] == {"status": ["One of queued, processing, ready, failed."]}
+    assert bad.json()["error"]["details"] == {
+        "status": ["One of queued, processing, ready, failed, cancelled."]
+    }
     # Blank filters are no filters.
     assert client.get("/api/documents?status=&collection=").status_code == 200
     # An unreadable, unknown or malformed collection is the same 403 (never an empty list, never a 400).

@@ -12,8 +12,8 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def staff_with(*codenames: str):
-    user = UserFactory(username="viewer", is_staff=True)
+def staff_with(*codenames: str, username: str = "viewer"):
+    user = UserFactory(username=username, is_staff=True)
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label="ingestion", codename__in=codenames)
     )
@@ -77,3 +77,22 @@ def test_upload_needs_the_add_permission():
     client = staff_with("view_document", "change_document")
     response = client.get("/admin/ingestion/document/upload/")
     assert response.status_code == 302
+
+
+def test_only_job_changers_of_a_writable_collection_cancel_jobs(document):
+    from ingestion.models import IngestJob
+
+    job = IngestJob.objects.create(collection=document.collection)
+    Document.objects.filter(pk=document.pk).update(job=job, status="queued")
+    viewer = staff_with("view_ingestjob", "view_collection")
+    listing = viewer.get("/admin/ingestion/ingestjob/")
+    assert listing.status_code == 200 and "cancel_selected" not in listing.content.decode()
+    run_action(viewer, "cancel_selected", job.pk, "ingestjob")
+    assert Document.objects.get(pk=document.pk).status == "queued"
+    changer = staff_with("view_ingestjob", "change_ingestjob", username="changer")
+    # May change jobs, but not this collection (public: readable, not writable): nothing is cancelled.
+    run_action(changer, "cancel_selected", job.pk, "ingestjob")
+    assert Document.objects.get(pk=document.pk).status == "queued"
+    document.collection.writer_users.add(changer.user)
+    run_action(changer, "cancel_selected", job.pk, "ingestjob")
+    assert Document.objects.get(pk=document.pk).status == "cancelled"

@@ -1,4 +1,9 @@
-"""python manage.py ingest PATH... --collection SLUG [--wait] [--create-collection]"""
+"""python manage.py ingest PATH... --collection SLUG [--wait] [--create-collection]
+
+The files become one ingest job (`/api/ingest-jobs/{id}`, the admin's "Ingest jobs"). With `--wait` a
+progress bar follows it until every document is ready, failed or cancelled; Ctrl-C then cancels the job's
+unfinished documents (nothing half-written stays searchable) instead of leaving them running unseen.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,14 @@ import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
 from tqdm import tqdm
 
-from ingestion.models import Collection, Document
+from ingestion.models import PENDING_STATES, Collection, Document, IngestJob
+from ingestion.progress import ingest_job_progress
 from ingestion.services.collections import collection_create
 from ingestion.services.documents import document_create
+from ingestion.services.jobs import NothingToCancel, ingest_job_cancel, ingest_job_create
 
 
 def _walk(paths: list[str]) -> list[Path]:
@@ -39,7 +47,10 @@ class Command(BaseCommand):
             "--create-collection", action="store_true", help="Create the collection if missing"
         )
         parser.add_argument(
-            "--wait", action="store_true", help="Wait until every document is ready or failed"
+            "--wait",
+            action="store_true",
+            help="Follow the job with a progress bar until every document is ready, failed or cancelled "
+            "(Ctrl-C cancels what is unfinished)",
         )
         parser.add_argument("--timeout", type=float, default=0, help="With --wait: give up after N seconds")
 
@@ -52,6 +63,7 @@ class Command(BaseCommand):
         files = _walk(paths)
         if not files:
             raise CommandError("No files found.")
+        job = ingest_job_create(collection=target, source=IngestJob.Source.CLI, submitted=len(files))
         ids: list[int] = []
         new = duplicates = refused = 0
         progress = tqdm(
@@ -64,7 +76,7 @@ class Command(BaseCommand):
         for path in progress:
             with path.open("rb") as handle:
                 document, created = document_create(
-                    collection=target, file=handle, filename=path.name, title=path.name
+                    collection=target, file=handle, filename=path.name, title=path.name, job=job
                 )
             ids.append(document.pk)
             if not created:
@@ -76,31 +88,54 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{len(files)} file(s): {new} queued, {duplicates} already present, {refused} refused."
         )
+        self.stdout.write(f"job {job.pk}: /api/ingest-jobs/{job.pk}")
         if not wait:
             return
-        deadline = time.monotonic() + timeout if timeout else None
-        done_states = {Document.Status.READY, Document.Status.FAILED}
-        with tqdm(
-            total=len(set(ids)),
-            desc="ingesting",
-            unit="doc",
-            file=self.stderr._out,
-            disable=options.get("verbosity", 1) == 0,
-        ) as bar:
-            while True:
-                statuses = dict(Document.objects.filter(pk__in=ids).values_list("pk", "status"))
-                finished = sum(1 for s in statuses.values() if s in done_states)
-                bar.n = finished
-                bar.refresh()
-                if finished == len(statuses):
-                    break
-                if deadline and time.monotonic() > deadline:
-                    raise CommandError(f"Timed out with {len(statuses) - finished} document(s) unfinished.")
-                time.sleep(0.5)
-        ready = sum(1 for s in statuses.values() if s == Document.Status.READY)
+        try:
+            counts = self._follow(job, ids, timeout, disable=options.get("verbosity", 1) == 0)
+        except KeyboardInterrupt:
+            try:
+                cancelled = ingest_job_cancel(job)
+            except NothingToCancel:
+                cancelled = 0
+            raise CommandError(
+                f"Interrupted: job {job.pk} cancelled ({cancelled} unfinished document(s)).", returncode=130
+            ) from None
         failed_docs = Document.objects.filter(pk__in=ids, status=Document.Status.FAILED)
         for document in failed_docs:
             self.stderr.write(f"failed: {document.title}: {document.error}")
-        self.stdout.write(f"ready: {ready}, failed: {failed_docs.count()}")
+        summary = f"ready: {counts.get(Document.Status.READY, 0)}, failed: {failed_docs.count()}"
+        if counts.get(Document.Status.CANCELLED):
+            summary += f", cancelled: {counts[Document.Status.CANCELLED]}"
+        self.stdout.write(summary)
         if failed_docs.exists():
             raise CommandError(f"{failed_docs.count()} document(s) failed.", returncode=2)
+
+    def _follow(self, job: IngestJob, ids: list[int], timeout: float, *, disable: bool) -> dict[str, int]:
+        """A progress bar over the uploaded documents (the job's, and duplicates still being ingested by an
+        earlier upload) until none is queued or processing; the job's tokens and time left beside it."""
+        deadline = time.monotonic() + timeout if timeout else None
+        with tqdm(
+            total=len(set(ids)), desc=f"job {job.pk}", unit="doc", file=self.stderr._out, disable=disable
+        ) as bar:
+            while True:
+                counts = dict(
+                    Document.objects.filter(pk__in=ids)
+                    .order_by()
+                    .values_list("status")
+                    .annotate(n=Count("id"))
+                )
+                pending = sum(counts.get(state, 0) for state in PENDING_STATES)
+                progress = ingest_job_progress(job)
+                bar.n = sum(counts.values()) - pending
+                bar.set_postfix(
+                    {state: n for state, n in counts.items() if n and state not in PENDING_STATES}
+                    | {"tokens": progress.tokens_used},
+                    refresh=False,
+                )
+                bar.refresh()
+                if not pending:
+                    return counts
+                if deadline and time.monotonic() > deadline:
+                    raise CommandError(f"Timed out with {pending} document(s) unfinished (job {job.pk}).")
+                time.sleep(0.5)
