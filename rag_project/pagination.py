@@ -14,3 +14,10 @@ class CitablePagination(LimitOffsetPagination):
         if self.limit_query_param not in request.query_params and "page_size" in request.query_params:
             self.limit_query_param = "page_size"
         return super().get_limit(request)
+
+
+def paginated_response(request, view, queryset, serializer_class):
+    """One page of `queryset` as {count, next, previous, results}, for APIViews that are not generic."""
+    paginator = CitablePagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

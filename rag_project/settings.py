@@ -164,6 +164,11 @@ GENAPI_RERANK_MODEL = env.str("GENAPI_RERANK_MODEL", default="qwen3-embedding-8b
 GENAPI_CHAT_MODEL = env.str("GENAPI_CHAT_MODEL", default="mistral-small-3.2-24b-instruct-2506")
 GENAPI_TRANSCRIPTION_MODEL = env.str("GENAPI_TRANSCRIPTION_MODEL", default="whisper-large-v3")
 RAG_ANSWER_API = env.str("RAG_ANSWER_API", default="chat")  # "chat" or "responses"
+# Follow-up questions in a conversation: "terms" adds the previous question's key terms (free, no model
+# call); "model" asks the chat model for a standalone query first, falling back to "terms" if it fails.
+RAG_QUERY_REWRITE = env.str("RAG_QUERY_REWRITE", default="terms")
+if RAG_QUERY_REWRITE not in ("terms", "model"):
+    raise ImproperlyConfigured(f"RAG_QUERY_REWRITE must be 'terms' or 'model', got {RAG_QUERY_REWRITE!r}")
 # Hosts answers may link to or show images from; relative links (this service) are always kept.
 RAG_ANSWER_LINK_HOSTS = [
     host.strip() for host in env.list("RAG_ANSWER_LINK_HOSTS", default=[]) if host.strip()

@@ -1,12 +1,31 @@
 from django.contrib import admin
+from django.db.models import Count
 
-from search.models import QueryLog
+from search.models import Conversation, ConversationTurn, Feedback, QueryLog
+
+
+class _SuperuserReadOnly(admin.ModelAdmin):
+    """Questions and answers can quote confidential material from any collection: superusers only, and
+    read-only (a record of what happened)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(QueryLog)
-class QueryLogAdmin(admin.ModelAdmin):
-    """Read-only: the log is a record of what happened, not something to edit."""
-
+class QueryLogAdmin(_SuperuserReadOnly):
     list_display = (
         "created_at", "kind", "channel", "short_query", "user", "api_key", "model", "api",
         "input_tokens", "output_tokens", "latency_ms", "reranked", "has_error",
@@ -24,18 +43,63 @@ class QueryLogAdmin(admin.ModelAdmin):
     def has_error(self, obj: QueryLog) -> bool:
         return bool(obj.error)
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
+class ConversationTurnInline(admin.TabularInline):
+    model = ConversationTurn
+    fields = ("created_at", "question", "search_query", "rewrite_method", "short_answer", "found", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    @admin.display(description="answer")
+    def short_answer(self, obj: ConversationTurn) -> str:
+        return obj.answer[:300]
+
+    def has_add_permission(self, request, obj=None):
         return False
 
-    def has_view_permission(self, request, obj=None):
-        # Questions can quote confidential material from any collection: superusers only.
+
+@admin.register(Conversation)
+class ConversationAdmin(_SuperuserReadOnly):
+    list_display = ("updated_at", "title", "user", "turn_count", "created_at")
+    search_fields = ("title", "user__username", "turns__question")
+    date_hierarchy = "updated_at"
+    list_select_related = ("user",)
+    inlines = [ConversationTurnInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(turn_total=Count("turns"))
+
+    @admin.display(description="turns", ordering="turn_total")
+    def turn_count(self, obj) -> int:
+        return obj.turn_total
+
+    def has_delete_permission(self, request, obj=None):
         return request.user.is_active and request.user.is_superuser
 
-    def has_module_permission(self, request):
-        return self.has_view_permission(request)
 
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(Feedback)
+class FeedbackAdmin(_SuperuserReadOnly):
+    list_display = ("created_at", "thumb", "question", "short_comment", "expected", "user")
+    list_filter = ("rating", "created_at")
+    search_fields = ("comment", "query_log__query", "user__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("query_log", "user", "expected_chunk__document")
+
+    @admin.display(description="rating", ordering="rating")
+    def thumb(self, obj: Feedback) -> str:
+        return "👍" if obj.rating > 0 else "👎"
+
+    @admin.display(description="question")
+    def question(self, obj: Feedback) -> str:
+        return obj.query_log.query[:80]
+
+    @admin.display(description="comment")
+    def short_comment(self, obj: Feedback) -> str:
+        return obj.comment[:80]
+
+    @admin.display(description="expected passage")
+    def expected(self, obj: Feedback) -> str:
+        chunk = obj.expected_chunk
+        return f"{chunk.document.title} #{chunk.ordinal}" if chunk else ""

@@ -243,6 +243,9 @@ class SearchApi(APIView):
 
     @extend_schema_serializer(component_name="SearchResponse")
     class OutputSerializer(serializers.Serializer):
+        query_id = serializers.IntegerField(
+            allow_null=True, help_text="This search's record; send feedback on it to /api/feedback."
+        )
         results = PassageSerializer(many=True)
         reranked = serializers.BooleanField(help_text="False when reranking was off or the reranker failed.")
         mode = serializers.CharField()
@@ -278,6 +281,7 @@ class SearchApi(APIView):
         except GenAPIError as exc:  # vector mode with the embeddings endpoint down
             raise ProviderError(error_message(exc), code=error_code(exc)) from exc
         body = {
+            "query_id": result.query_log_id,
             "results": [p.as_dict() for p in result.passages],
             "reranked": result.reranked,
             "mode": result.mode,
@@ -315,6 +319,18 @@ class AskApi(APIView):
         stream = serializers.BooleanField(
             default=False, help_text="Answer as server-sent events (also with `Accept: text/event-stream`)."
         )
+        conversation_id = serializers.IntegerField(
+            min_value=1, max_value=MAX_PK, required=False,
+            help_text="Continue this conversation of yours (see /api/conversations): its earlier turns are "
+            "the history and this turn is stored. Not together with `history`.",
+        )  # fmt: skip
+
+        def validate(self, attrs):
+            if attrs.get("conversation_id") and attrs.get("history"):
+                raise serializers.ValidationError(
+                    {"history": "A conversation brings its own history; send one or the other."}
+                )
+            return attrs
 
     @extend_schema_serializer(component_name="AskResponse")
     class OutputSerializer(serializers.Serializer):
@@ -322,6 +338,12 @@ class AskApi(APIView):
             input_tokens = serializers.IntegerField()
             output_tokens = serializers.IntegerField()
 
+        query_id = serializers.IntegerField(
+            allow_null=True, help_text="This answer's record; send feedback on it to /api/feedback."
+        )
+        turn_id = serializers.IntegerField(
+            required=False, help_text="With `conversation_id`: the stored turn of the conversation."
+        )
         answer = serializers.CharField(help_text="The answer; [n] cites passages[n-1].")
         citations = CitationSerializer(many=True, help_text="Only the passages the answer cites.")
         passages = NumberedPassageSerializer(
@@ -332,7 +354,14 @@ class AskApi(APIView):
         usage = UsageSerializer()
         reranked = serializers.BooleanField()
         found = serializers.BooleanField(help_text="False when the knowledge base held nothing relevant.")
-        search_query = serializers.CharField(allow_blank=True)
+        search_query = serializers.CharField(
+            allow_blank=True, help_text="What was searched: a follow-up is rewritten into a standalone query."
+        )
+        rewrite_method = serializers.ChoiceField(
+            choices=["none", "terms", "model"],
+            help_text="How `search_query` was made: `none` (asked as is), `terms` (the previous question's "
+            "key terms added) or `model` (rewritten by the chat model).",
+        )
         took_ms = serializers.IntegerField()
         timings = timings_field()
         rerank_tokens = rerank_tokens_field()
@@ -342,8 +371,9 @@ class AskApi(APIView):
         summary="Answer a question with citations",
         description="Retrieves passages like /api/search and answers from them only, citing [n]. With "
         '`"stream": true` or `Accept: text/event-stream` the answer arrives as server-sent events: '
-        "`sources`, `delta` ({text}), `citations`, `usage`, `done`, or `error` ({code, message}) if "
-        "something fails after the stream started.",
+        "`sources`, `delta` ({text}), `citations`, `usage`, `done` (with `query_id`), or `error` ({code, "
+        "message}) if something fails after the stream started. With `conversation_id` a `turn` event "
+        "({id, conversation_id}) comes first.",
         request=InputSerializer,
         responses={
             (200, "application/json"): OutputSerializer,
@@ -358,32 +388,55 @@ class AskApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        collection_ids = _collection_ids(request, data.get("collections"))
-        kwargs = dict(
-            collection_ids=collection_ids,
-            filters=SearchFilters.from_value(data.get("filters")),
-            top_k=data.get("top_k"),
-            api=data.get("api"),
-            history=[dict(turn) for turn in data.get("history") or []] or None,
-            user=request.user,
-            api_key=request_api_key(request),
-        )
-        accept = request.headers.get("Accept", "")
-        if data["stream"] or "text/event-stream" in accept:
+        conversation = None
+        if data.get("conversation_id"):
+            from search.conversations import conversation_get_or_404
+
+            conversation = conversation_get_or_404(data["conversation_id"], request.user)
+        return ask_respond(request, data, conversation, self.OutputSerializer)
+
+
+def ask_respond(request, data: dict, conversation, output_serializer) -> Response | StreamingHttpResponse:
+    """Answer a validated ask request, one-off or as the next turn of `conversation`, as JSON or SSE."""
+    from search.conversations import conversation_answer, conversation_answer_stream
+
+    slugs = data.get("collections") or (conversation.collections if conversation else None) or None
+    collection_ids = _collection_ids(request, slugs)
+    kwargs = dict(
+        collection_ids=collection_ids,
+        filters=SearchFilters.from_value(data.get("filters")),
+        top_k=data.get("top_k"),
+        api=data.get("api"),
+        user=request.user,
+        api_key=request_api_key(request),
+    )
+    if conversation is None:
+        kwargs["history"] = [dict(turn) for turn in data.get("history") or []] or None
+    accept = request.headers.get("Accept", "")
+    if data.get("stream") or "text/event-stream" in accept:
+        if conversation is None:
             events = answer_stream(data["question"], **kwargs)
-            response = StreamingHttpResponse(
-                (sse_event(name, payload) for name, payload in events), content_type="text/event-stream"
-            )
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
-            return response
-        try:
+        else:
+            events = conversation_answer_stream(conversation, data["question"], **kwargs)
+        response = StreamingHttpResponse(
+            (sse_event(name, payload) for name, payload in events), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
+        return response
+    turn = None
+    try:
+        if conversation is None:
             answer = answer_compose(data["question"], **kwargs)
-        except GenAPIError as exc:
-            raise ProviderError(error_message(exc), code=error_code(exc)) from exc
-        body = answer.as_dict()
-        body["passages"] = [{"n": n, **p} for n, p in enumerate(body["passages"], start=1)]
-        return Response(self.OutputSerializer(body).data)
+        else:
+            turn, answer = conversation_answer(conversation, data["question"], **kwargs)
+    except GenAPIError as exc:
+        raise ProviderError(error_message(exc), code=error_code(exc)) from exc
+    body = answer.as_dict()
+    body["passages"] = [{"n": n, **p} for n, p in enumerate(body["passages"], start=1)]
+    if turn is not None:
+        body["turn_id"] = turn.pk
+    return Response(output_serializer(body).data)
 
 
 class PassageApi(APIView):

@@ -21,17 +21,17 @@ from search.answer import (
     completion_create,
     completion_stream,
     prompt_build,
-    search_query_rewrite,
 )
 from search.citations import CitationFilter, citations_build, citations_parse
 from search.models import QueryLog
+from search.rewrite import Rewrite, query_rewrite
 from search.selectors import passages_retrieve
 from search.types import Answer, RetrievalResult, SearchFilters, Timings
 
 log = logging.getLogger(__name__)
 
 
-def query_log_record(
+def _query_log_fields(
     *,
     kind: str,
     query: str,
@@ -53,33 +53,42 @@ def query_log_record(
     rerank_tokens: int = 0,
     timings: dict[str, float] | None = None,
     error: str = "",
-) -> QueryLog | None:
-    """Write one QueryLog row. A failure to log is reported and swallowed: it must not fail the answer."""
+) -> dict[str, Any]:
     usage = usage or {}
+    return dict(
+        kind=kind,
+        query=query[:10000],
+        user=user if getattr(user, "is_authenticated", False) else None,
+        api_key=api_key,
+        channel=channel[:32],
+        search_query=search_query[:10000] if search_query != query else "",
+        mode=mode,
+        collection_ids=list(collection_ids or []),
+        filters=filters.as_dict() if filters else {},
+        chunk_ids=list(chunk_ids or []),
+        cited_chunk_ids=list(cited_chunk_ids or []),
+        model=model[:200],
+        api=api,
+        streamed=streamed,
+        input_tokens=max(0, int(usage.get("input_tokens") or 0)),
+        output_tokens=max(0, int(usage.get("output_tokens") or 0)),
+        latency_ms=max(0, int(latency_ms)),
+        reranked=reranked,
+        rerank_tokens=max(0, int(rerank_tokens)),
+        timings=dict(timings or {}),
+        error=error[:5000],
+    )
+
+
+def query_log_record(*, entry: QueryLog | None = None, **fields: Any) -> QueryLog | None:
+    """Write one QueryLog row (or, given `entry`, complete the row written when a stream started). A
+    failure to log is reported and swallowed: it must not fail the answer."""
     try:
-        return QueryLog.objects.create(
-            kind=kind,
-            query=query[:10000],
-            user=user if getattr(user, "is_authenticated", False) else None,
-            api_key=api_key,
-            channel=channel[:32],
-            search_query=search_query[:10000] if search_query != query else "",
-            mode=mode,
-            collection_ids=list(collection_ids or []),
-            filters=filters.as_dict() if filters else {},
-            chunk_ids=list(chunk_ids or []),
-            cited_chunk_ids=list(cited_chunk_ids or []),
-            model=model[:200],
-            api=api,
-            streamed=streamed,
-            input_tokens=max(0, int(usage.get("input_tokens") or 0)),
-            output_tokens=max(0, int(usage.get("output_tokens") or 0)),
-            latency_ms=max(0, int(latency_ms)),
-            reranked=reranked,
-            rerank_tokens=max(0, int(rerank_tokens)),
-            timings=dict(timings or {}),
-            error=error[:5000],
-        )
+        values = _query_log_fields(**fields)
+        if entry is not None:
+            QueryLog.objects.filter(pk=entry.pk).update(**values)
+            return entry
+        return QueryLog.objects.create(**values)
     except Exception:  # noqa: BLE001 - the log is secondary to the answer
         log.exception("could not record the query log")
         return None
@@ -120,7 +129,7 @@ def passages_search(
     except Exception as exc:
         query_log_record(**fields, latency_ms=_ms(started), timings=timings.as_dict(), error=_error_text(exc))
         raise
-    query_log_record(
+    entry = query_log_record(
         **fields,
         chunk_ids=[p.chunk_id for p in result.passages],
         reranked=result.reranked,
@@ -128,6 +137,7 @@ def passages_search(
         timings=result.timings,
         latency_ms=_ms(started),
     )
+    result.query_log_id = entry.pk if entry else None
     return result
 
 
@@ -170,12 +180,12 @@ def _retrieve_for_question(
     top_k: int | None,
     history,
     timings: Timings,
-) -> tuple[str, RetrievalResult]:
+) -> tuple[Rewrite, RetrievalResult]:
     with timings.stage("rewrite"):
-        search_query = search_query_rewrite(question, history)
+        rewrite = query_rewrite(question, history)
     top_k = int(top_k or settings.RAG_TOP_K)
     result = passages_retrieve(
-        search_query,
+        rewrite.query,
         collection_ids=collection_ids,
         filters=filters,
         mode="hybrid",
@@ -184,7 +194,7 @@ def _retrieve_for_question(
         rerank=True,
         timings=timings,
     )
-    return search_query, result
+    return rewrite, result
 
 
 def answer_compose(
@@ -213,9 +223,10 @@ def answer_compose(
     )  # fmt: skip
     model = ""
     try:
-        search_query, retrieval = _retrieve_for_question(
+        rewrite, retrieval = _retrieve_for_question(
             question, collection_ids, filters, top_k, history, timings
         )
+        search_query = rewrite.query
         fields.update(
             search_query=search_query, reranked=retrieval.reranked, rerank_tokens=retrieval.rerank_tokens
         )
@@ -245,6 +256,7 @@ def answer_compose(
     answer.took_ms = _ms(started)
     answer.timings = timings.as_dict()
     answer.rerank_tokens = retrieval.rerank_tokens
+    answer.rewrite_method = rewrite.method
     entry = query_log_record(
         **fields, model=answer.model, usage=answer.usage, latency_ms=answer.took_ms,
         cited_chunk_ids=[c.chunk_id for c in answer.citations], timings=answer.timings,
@@ -279,10 +291,14 @@ def answer_stream(
         collection_ids=collection_ids, filters=filters, api=api, streamed=True,
     )  # fmt: skip
     state: dict[str, Any] = {"model": "", "usage": {}, "cited": [], "error": "client disconnected"}
+    # Written now and completed at the end, so `done` can carry its id (feedback refers to it).
+    entry = query_log_record(**fields)
+    query_id = entry.pk if entry else None
     try:
-        search_query, retrieval = _retrieve_for_question(
+        rewrite, retrieval = _retrieve_for_question(
             question, collection_ids, filters, top_k, history, timings
         )
+        search_query = rewrite.query
         passages = retrieval.passages
         fields.update(
             search_query=search_query, reranked=retrieval.reranked, chunk_ids=[p.chunk_id for p in passages],
@@ -294,6 +310,7 @@ def answer_stream(
                 "passages": [{"n": n, **p.as_dict()} for n, p in enumerate(passages, start=1)],
                 "reranked": retrieval.reranked,
                 "search_query": search_query,
+                "rewrite_method": rewrite.method,
             },
         )
         if not passages:
@@ -301,7 +318,7 @@ def answer_stream(
             yield "citations", {"citations": []}
             yield "usage", {"input_tokens": 0, "output_tokens": 0}
             state["error"] = ""
-            yield "done", _done(NOTHING_FOUND, "", api, retrieval, started, timings, found=False)
+            yield "done", _done(NOTHING_FOUND, "", api, retrieval, started, timings, query_id, found=False)
             return
         instructions, messages = prompt_build(question, passages, history)
         state["model"] = settings.GENAPI_CHAT_MODEL
@@ -329,7 +346,8 @@ def answer_stream(
         usage = {"input_tokens": 0, "output_tokens": 0, **state["usage"]}
         yield "usage", usage
         state["error"] = ""
-        yield "done", _done("".join(text_parts), state["model"], api, retrieval, started, timings, found=True)
+        text = "".join(text_parts)
+        yield "done", _done(text, state["model"], api, retrieval, started, timings, query_id, found=True)
     except GeneratorExit:
         raise
     except Exception as exc:
@@ -339,7 +357,7 @@ def answer_stream(
         yield "error", {"code": error_code(exc), "message": error_message(exc)}
     finally:
         query_log_record(
-            **fields, model=state["model"], usage=state["usage"], latency_ms=_ms(started),
+            entry=entry, **fields, model=state["model"], usage=state["usage"], latency_ms=_ms(started),
             cited_chunk_ids=state["cited"], error=state["error"], timings=timings.as_dict(),
         )  # fmt: skip
 
@@ -351,10 +369,12 @@ def _done(
     retrieval: RetrievalResult,
     started: float,
     timings: Timings,
+    query_id: int | None,
     *,
     found: bool,
 ) -> dict[str, Any]:
     return {
+        "query_id": query_id,
         "answer": text,
         "model": model,
         "api": api,

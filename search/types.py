@@ -146,6 +146,7 @@ class RetrievalResult:
     # 0 when the rerank was skipped or came from the cache), and whether the cache answered.
     rerank_tokens: int = 0
     rerank_cached: bool = False
+    query_log_id: int | None = None  # the QueryLog row (feedback refers to it)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -178,9 +179,11 @@ class Answer:
     query_log_id: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     rerank_tokens: int = 0
+    rewrite_method: str = "none"
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "query_id": self.query_log_id,
             "answer": self.text,
             "citations": [c.as_dict() for c in self.citations],
             "passages": [p.as_dict() for p in self.passages],
@@ -190,6 +193,7 @@ class Answer:
             "reranked": self.reranked,
             "took_ms": self.took_ms,
             "search_query": self.search_query,
+            "rewrite_method": self.rewrite_method,
             "found": self.found,
             "timings": dict(self.timings),
             "rerank_tokens": self.rerank_tokens,

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from genapi.local.text import terms
+from genapi.local.text import STOPWORDS, stem, terms, words
 
 IDK = "I don't know based on the provided sources."
 
@@ -168,9 +168,39 @@ def fill_schema(schema: dict[str, Any] | None, answer: str, cited: list[int], de
     return answer
 
 
+_FOLLOW_UP_RE = re.compile(r"^\s*follow-up question:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_EARLIER_USER_RE = re.compile(r"^\s*user:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def rewrite_for(messages: list[dict[str, Any]]) -> str | None:
+    """A query-rewrite task (instructions asking for a "standalone search query", a transcript and a
+    "Follow-up question:" line): the follow-up plus the earlier questions' words it lacks. None when the
+    messages are not such a task. Deterministic, like everything here."""
+    system = " ".join(content_text(m.get("content")) for m in messages if m.get("role") == "system")
+    if "standalone search query" not in system.lower():
+        return None
+    user = "\n".join(content_text(m.get("content")) for m in messages if m.get("role") == "user")
+    follow = _FOLLOW_UP_RE.search(user)
+    if not follow:
+        return None
+    question = follow.group(1).strip()
+    present = set(terms(question))
+    extra: list[str] = []
+    for earlier in reversed(_EARLIER_USER_RE.findall(user)):
+        for word in words(earlier):
+            if word not in STOPWORDS and stem(word) not in present and word not in extra:
+                extra.append(word)
+        if extra:
+            break
+    return " ".join([question.rstrip("?"), *extra[:8]]).strip()
+
+
 def answer_for(
     messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
 ) -> tuple[str, list[int]]:
+    rewritten = rewrite_for(messages)
+    if rewritten is not None:
+        return rewritten, []
     question, sources = extract_question_and_sources(messages)
     text, cited = compose(question, sources)
     fmt = (response_format or {}).get("type")

@@ -45,7 +45,7 @@ def test_search_returns_results(kb, client):
     response = post(client, "/api/search", {"query": "rotate a signing key", "top_k": 3}, caller)
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"results", "reranked", "mode", "took_ms", "timings", "rerank_tokens"}
+    assert set(body) == {"query_id", "results", "reranked", "mode", "took_ms", "timings", "rerank_tokens"}
     assert body["reranked"] is True and body["mode"] == "hybrid"
     assert len(body["results"]) == 3
     top = body["results"][0]

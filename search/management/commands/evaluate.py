@@ -1,5 +1,6 @@
 """`manage.py evaluate --dataset DIR`: retrieval quality on a BEIR-layout dataset (nDCG@10, Recall@100,
-MRR@10).
+MRR@10). `manage.py evaluate --from-feedback`: the same metrics on the questions people rated (thumbs up
+or down, the passage they expected), judged per document as `search.feedback` explains.
 
 The corpus goes through the real ingestion pipeline into its own collection (`beir-<folder>`), documents
 already loaded are skipped (their BEIR id is kept in Document.metadata["beir_id"]), and every query of the
@@ -32,7 +33,14 @@ class Command(BaseCommand):
     help = "Evaluate retrieval on a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--dataset", required=True, help="BEIR folder, e.g. benchmarks/data/scifact-mini")
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--dataset", help="BEIR folder, e.g. benchmarks/data/scifact-mini")
+        source.add_argument(
+            "--from-feedback",
+            action="store_true",
+            help="judge the questions people rated through the page or /api/feedback, in the collections "
+            "they asked in",
+        )
         parser.add_argument("--split", default="test")
         parser.add_argument("--mode", choices=("vector", "fulltext", "hybrid"), default="hybrid")
         parser.add_argument(
@@ -62,6 +70,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
+        if opts["from_feedback"]:
+            return self._handle_feedback(opts)
         from search.evaluation import beir_ingest
 
         directory = Path(opts["dataset"]).expanduser().resolve()
@@ -90,6 +100,39 @@ class Command(BaseCommand):
         if report.failed:
             out.write(self.style.WARNING(f"{report.failed} documents failed; they cannot be retrieved"))
 
+        run, latencies, rerank_tokens, errors = self._run(
+            dataset.queries, lambda _query_id: [report.collection_id], report.beir_ids, opts
+        )
+        self._report(
+            dataset.name, dataset.qrels, run, latencies, rerank_tokens, errors, opts,
+            {"collection": slug, "ingestion": report.as_dict(), "ingest_seconds": round(ingest_s, 1)},
+        )  # fmt: skip
+
+    def _handle_feedback(self, opts) -> None:
+        from search.feedback import judged_queries_from_feedback
+
+        judged = judged_queries_from_feedback()
+        self.stdout.write(
+            f"{len(judged.qrels)} judged queries from {judged.feedback_count} feedback ({judged.up} up, "
+            f"{judged.down} down, {judged.unscorable} without a relevant document)"
+        )
+        if not judged.qrels:
+            raise CommandError(
+                "No feedback names a relevant document yet: a thumbs up on an answer with citations, or "
+                "the passage someone expected, makes a judged query."
+            )
+        queries = {q: judged.queries[q] for q in judged.qrels}
+        run, latencies, rerank_tokens, errors = self._run(
+            queries, lambda query_id: judged.collection_ids[query_id], None, opts
+        )
+        self._report(
+            "feedback", judged.qrels, run, latencies, rerank_tokens, errors, opts,
+            {"feedback": {"count": judged.feedback_count, "up": judged.up, "down": judged.down,
+                          "unscorable": judged.unscorable}},
+        )  # fmt: skip
+
+    def _run(self, queries, collections_of, ids, opts):
+        """Run every query through the real retrieval; documents as `ids[document id]` (or the id)."""
         from search.rerank import RerankBudget
         from search.selectors import passages_retrieve
 
@@ -99,12 +142,12 @@ class Command(BaseCommand):
         latencies: list[float] = []
         rerank_tokens: list[float] = []
         errors = 0
-        for n, (query_id, text) in enumerate(dataset.queries.items(), start=1):
+        for n, (query_id, text) in enumerate(queries.items(), start=1):
             t0 = time.perf_counter()
             try:
                 result = passages_retrieve(
                     text,
-                    collection_ids=[report.collection_id],
+                    collection_ids=collections_of(query_id),
                     mode=opts["mode"],
                     top_k=TOP_K,
                     candidates=candidates,
@@ -120,11 +163,17 @@ class Command(BaseCommand):
             if result.reranked and not result.rerank_cached:
                 rerank_tokens.append(result.rerank_tokens)
             ranked = passages_to_documents((p.document_id, p.score) for p in result.passages)
-            run[query_id] = [report.beir_ids[d] for d, _ in ranked if d in report.beir_ids]
+            if ids is None:
+                run[query_id] = [str(d) for d, _ in ranked]
+            else:
+                run[query_id] = [ids[d] for d, _ in ranked if d in ids]
             if n % 50 == 0:
-                out.write(f"  {n}/{len(dataset.queries)} queries")
+                self.stdout.write(f"  {n}/{len(queries)} queries")
+        return run, latencies, rerank_tokens, errors
 
-        scores = run_evaluate(dataset.qrels, run)
+    def _report(self, name, qrels, run, latencies, rerank_tokens, errors, opts, extra) -> None:
+        out = self.stdout
+        scores = run_evaluate(qrels, run)
         ms = [v * 1000 for v in latencies]
         figures = {
             **scores.as_dict(),
@@ -137,11 +186,9 @@ class Command(BaseCommand):
             figures["rerank_tokens_p95"] = round(percentile(rerank_tokens, 95), 1)
             figures["rerank_tokens_max"] = max(rerank_tokens)
         rerank_label = ("rerank full" if opts["rerank_full"] else "rerank") if opts["rerank"] else "no rerank"
+        split = "" if opts["from_feedback"] else f"{opts['split']} "
         out.write("")
-        out.write(
-            f"{dataset.name} {opts['split']} · mode {opts['mode']} · {rerank_label} · "
-            f"{scores.queries} queries"
-        )
+        out.write(f"{name} {split}· mode {opts['mode']} · {rerank_label} · {scores.queries} queries")
         out.write(f"  nDCG@10     {scores.ndcg_at_10:.4f}")
         out.write(f"  Recall@100  {scores.recall_at_100:.4f}")
         out.write(f"  MRR@10      {scores.mrr_at_10:.4f}")
@@ -159,17 +206,15 @@ class Command(BaseCommand):
 
         if opts["json_out"]:
             payload = {
-                "dataset": dataset.name,
-                "split": opts["split"],
-                "collection": slug,
+                "dataset": name,
+                "split": "" if opts["from_feedback"] else opts["split"],
+                **extra,
                 "mode": opts["mode"],
                 "rerank": opts["rerank"],
                 "rerank_full": opts["rerank_full"],
                 "label": opts["label"],
                 "embedding_model": settings.GENAPI_EMBEDDING_MODEL,
                 "genapi_base_url": os.environ.get("GENAPI_BASE_URL", ""),
-                "ingestion": report.as_dict(),
-                "ingest_seconds": round(ingest_s, 1),
                 "metrics": figures,
                 "command": " ".join(sys.argv),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

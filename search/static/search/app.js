@@ -1,10 +1,14 @@
-/* The search page: asks POST /api/ask with "stream": true, reads the server-sent events as they arrive,
- * and shows the answer (answer.js), the numbered passages (results.js) and a cited passage in place
- * (panel.js). Every payload is read as the API schema documents it (/api/schema/ and
- * search.services.answer_stream): `sources` {passages, search_query}, `delta` {text}, `citations`,
- * `usage`, `done` {found}, or `error` {code, message}; HTTP errors are {error: {code, message}}. */
+/* The search page: asks POST /api/ask with "stream": true in a conversation (conversation.js: earlier
+ * turns shown above, follow-ups rewritten by the server), reads the server-sent events as they arrive,
+ * and shows the answer (answer.js), the numbered passages (results.js), a cited passage in place
+ * (panel.js) and thumbs up/down (feedback.js). Every payload is read as the API schema documents it
+ * (/api/schema/ and search.services.answer_stream): `turn`, `sources` {passages, search_query,
+ * rewrite_method}, `delta` {text}, `citations`, `usage`, `done` {found, query_id}, or `error`
+ * {code, message}; HTTP errors are {error: {code, message}}. */
 import { answerAppend } from "./answer.js";
+import { conversationListRender, conversationsCreate, rewriteNote, turnRender } from "./conversation.js";
 import { eventsRead } from "./events.js";
+import { feedbackCreate } from "./feedback.js";
 import { messageClear, messageKindForCode, messageKindForStatus, messageShow } from "./messages.js";
 import { passagePanelCreate } from "./panel.js";
 import { resultsRender } from "./results.js";
@@ -19,6 +23,15 @@ const answerSection = document.getElementById("answer-section");
 const answerEl = document.getElementById("answer");
 const resultsSection = document.getElementById("results-section");
 const resultsEl = document.getElementById("results");
+const rewriteEl = document.getElementById("rewrite");
+const threadSection = document.getElementById("thread-section");
+const threadEl = document.getElementById("thread");
+const newConversationButton = document.getElementById("new-conversation");
+const conversationsEl = document.getElementById("conversations");
+const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+const conversations = conversationsCreate({ url: form.dataset.conversationsUrl, csrfToken });
+const feedback = feedbackCreate({ root: document.getElementById("feedback"), url: form.dataset.feedbackUrl, csrfToken });
+let conversationId = null;
 
 const panel = passagePanelCreate({
   panel: document.getElementById("passage-panel"),
@@ -33,7 +46,10 @@ const panel = passagePanelCreate({
 let state = stateFresh();
 
 function stateFresh() {
-  return { controller: null, passages: new Map(), searchQuery: "", found: true, finished: false, failed: false };
+  return {
+    controller: null, passages: new Map(), searchQuery: "", rewriteMethod: "none", found: true, finished: false,
+    failed: false, question: "", text: "", citations: [],
+  };
 }
 
 function statusSet(text) {
@@ -45,32 +61,52 @@ function eventHandle({ name, data }) {
     case "sources":
       state.passages = new Map(data.passages.map((p) => [p.n, p]));
       state.searchQuery = data.search_query;
+      state.rewriteMethod = data.rewrite_method || "none";
+      rewriteEl.replaceChildren(...[rewriteNote(state.rewriteMethod, state.searchQuery)].filter(Boolean));
       resultsRender(resultsEl, data.passages);
       resultsSection.hidden = data.passages.length === 0;
       statusSet(data.passages.length ? "Found " + data.passages.length + " passages; writing the answer…" : "");
       break;
     case "delta":
+      state.text += data.text;
       answerAppend(answerEl, data.text, state.passages);
       // Counted so tests (and curious people in devtools) can see the answer arrived in pieces.
       answerEl.dataset.deltas = String(Number(answerEl.dataset.deltas) + 1);
       answerSection.hidden = false;
       break;
+    case "citations":
+      state.citations = data.citations;
+      break;
     case "done":
       state.finished = true;
       state.found = data.found;
+      feedback.offer(data.query_id, [...state.passages.values()]);
       break;
     case "error":
       state.failed = true;
       messageShow(messageEl, messageKindForCode(data.code));
       break;
     default:
-      break; // citations and usage: every [n] already opens its passage
+      break; // turn and usage: nothing to show
   }
+}
+
+/* The finished answer moves up into the thread before the next question replaces it. */
+function turnArchive() {
+  if (!state.finished || !state.question) return;
+  threadEl.append(turnRender({
+    question: state.question, answer: state.text, citations: state.citations,
+    rewrite_method: state.rewriteMethod, search_query: state.searchQuery,
+  }));
+  threadSection.hidden = false;
 }
 
 function reset() {
   if (state.controller) state.controller.abort();
+  turnArchive();
   state = stateFresh();
+  feedback.hide();
+  rewriteEl.replaceChildren();
   messageClear(messageEl);
   panel.reset();
   answerEl.replaceChildren();
@@ -107,17 +143,28 @@ async function ask() {
   }
   const controller = new AbortController();
   state.controller = controller;
+  state.question = question;
   form.dataset.state = "asking";
   answerEl.setAttribute("aria-busy", "true");
   statusSet("Searching…");
 
-  const params = new URLSearchParams({ q: question });
-  if (select.value) params.set("collection", select.value);
-  history.replaceState(null, "", "?" + params.toString());
-
   const body = { question, stream: true };
   if (select.value) body.collections = [select.value];
   try {
+    if (conversationId === null) {
+      try {
+        conversationId = (await conversations.create(body.collections || [])).id;
+      } catch (error) {
+        // Asked on its own when the thread cannot be started; the answer matters more than the thread.
+        if (!error.status) throw error;
+      }
+    }
+    if (conversationId !== null) body.conversation_id = conversationId;
+    newConversationButton.hidden = conversationId === null;
+    const params = new URLSearchParams({ q: question });
+    if (select.value) params.set("collection", select.value);
+    if (conversationId !== null) params.set("c", String(conversationId));
+    history.replaceState(null, "", "?" + params.toString());
     const response = await fetch(form.dataset.askUrl, {
       method: "POST",
       credentials: "same-origin",
@@ -125,7 +172,7 @@ async function ask() {
       headers: {
         "Content-Type": "application/json",
         Accept: "application/json", // errors as JSON; the answer itself streams because of "stream": true
-        "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value,
+        "X-CSRFToken": csrfToken,
       },
       body: JSON.stringify(body),
     });
@@ -171,15 +218,56 @@ document.addEventListener("keydown", (event) => {
   }
 });
 
-// Every handler is attached: until now Enter submitted the form natively (a page load). Tests wait for it.
-form.dataset.ready = "true";
+newConversationButton.addEventListener("click", () => {
+  reset();
+  state = stateFresh(); // the answer on screen stays out of the new thread
+  conversationId = null;
+  threadEl.replaceChildren();
+  threadSection.hidden = true;
+  newConversationButton.hidden = true;
+  history.replaceState(null, "", window.location.pathname);
+  input.value = "";
+  input.focus();
+});
 
-// The question in the address bar (after a reload or a shared link) is asked again.
-const initial = new URLSearchParams(window.location.search);
-if ([...select.options].some((option) => option.value === initial.get("collection"))) {
-  select.value = initial.get("collection");
+conversationsEl.addEventListener("toggle", async () => {
+  if (!conversationsEl.open) return;
+  const list = document.getElementById("conversation-list");
+  try {
+    conversationListRender(list, (await conversations.list()).results);
+  } catch (_) {
+    list.replaceChildren("Your conversations could not be loaded.");
+  }
+});
+
+/* A conversation in the address bar (?c=): its turns, to be continued. Not yours or gone: a fresh page. */
+async function conversationOpen(id) {
+  try {
+    const conversation = await conversations.load(id);
+    conversationId = conversation.id;
+    threadEl.replaceChildren(...conversation.turns.map(turnRender));
+    threadSection.hidden = conversation.turns.length === 0;
+    newConversationButton.hidden = false;
+    return true;
+  } catch (_) {
+    return false;
+  }
 }
-if (initial.get("q")) {
-  input.value = initial.get("q");
-  ask();
+
+async function start() {
+  const initial = new URLSearchParams(window.location.search);
+  if ([...select.options].some((option) => option.value === initial.get("collection"))) {
+    select.value = initial.get("collection");
+  }
+  if (initial.get("c") && (await conversationOpen(initial.get("c")))) {
+    if (initial.get("q")) input.value = initial.get("q");
+  } else if (initial.get("q")) {
+    // The question in the address bar (a shared link) is asked again.
+    input.value = initial.get("q");
+    ask();
+  }
+  // Every handler is attached: until now Enter submitted the form natively (a page load). Tests wait for it.
+  form.dataset.ready = "true";
 }
+
+start();
