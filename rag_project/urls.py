@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from rag_project import health
+from search.mcp_views import McpApi
 
 admin.site.site_header = "Citable administration"
 admin.site.site_title = "Citable administration"
@@ -17,5 +18,6 @@ urlpatterns = [
     path("api/", include("ingestion.urls")),
     path("api/", include("search.urls")),
     path("v1/", include("search.openai_urls")),
+    path("mcp", McpApi.as_view(), name="mcp"),
     path("", include("search.page_urls")),
 ]

@@ -52,6 +52,7 @@ def test_the_readme_blocks_cover_the_documented_commands():
     for command in commands:
         assert command in shell, f"the README's 'Using it' blocks lost `{command}`"
     assert "OpenAI(" in python
+    assert 'call_tool("ask"' in python and "/mcp" in python
     # The key the later commands use comes from a README command, not from the test.
     assert re.search(r"^export KEY=\$\(.*create_api_key.*\)", shell, re.M)
     # Every path the blocks name ships with the project.
