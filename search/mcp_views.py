@@ -16,14 +16,12 @@ import anyio
 from asgiref.sync import async_to_sync
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
 from accounts.authentication import ApiKeyAuthentication
 from accounts.permissions import request_api_key
 from accounts.throttling import ApiKeyRateThrottle
-from search.mcp_server import CALLER, McpCaller, server
 
 # Never passed to the SDK: the key was checked here, and tools have no use for it or for cookies.
 _WITHHELD_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
@@ -60,6 +58,10 @@ def _asgi_scope(request) -> dict:
 
 async def _serve(scope: dict, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """One request through a fresh stateless session manager; returns (status, headers, body)."""
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from search.mcp_server import server
+
     manager = StreamableHTTPSessionManager(app=server._lowlevel_server, json_response=True, stateless=True)
     response: dict = {"status": 500, "headers": [], "body": []}
     done = anyio.Event()
@@ -99,6 +101,10 @@ class McpApi(APIView):
     parser_classes: list = []  # the body goes to the SDK untouched
 
     def post(self, request):
+        # Imported on the first MCP request, not with the URLs: the SDK costs every process about 1.5 s
+        # of CPU to import, and most never serve MCP.
+        from search.mcp_server import CALLER, McpCaller
+
         caller = McpCaller(request=request, user=request.user, api_key=request_api_key(request))
         token = CALLER.set(caller)
         try:
