@@ -451,6 +451,9 @@ class RssSampler:
         self.roots = roots
         self.interval = interval
         self.peak_mib: dict[str, float] = dict.fromkeys(roots, 0.0)
+        # (seconds since start, MiB) per root: whether memory grows during a long run, not only its peak.
+        self.series: dict[str, list[tuple[float, float]]] = {name: [] for name in roots}
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -470,6 +473,21 @@ class RssSampler:
                 except psutil.Error:
                     pass
             self.peak_mib[name] = max(self.peak_mib[name], total / 2**20)
+            self.series[name].append((time.monotonic() - self._started, total / 2**20))
+
+    def peak_between(self, names: list[str], start: float, end: float) -> float:
+        """Peak of the summed trees `names` between fractions `start` and `end` of the sampled time."""
+        times = [t for name in names for t, _ in self.series[name]]
+        if not times:
+            return 0.0
+        span = max(times)
+        lo, hi = start * span, end * span
+        sums: dict[int, float] = {}
+        for name in names:
+            for i, (t, mib) in enumerate(self.series[name]):
+                if lo <= t <= hi:
+                    sums[i] = sums.get(i, 0.0) + mib
+        return max(sums.values(), default=0.0)
 
     def _run(self) -> None:
         while not self._stop.is_set():

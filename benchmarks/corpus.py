@@ -46,6 +46,19 @@ def _vocabulary(dataset: str, limit_docs: int = 5183) -> tuple[list[str], list[i
     return list(words), list(weights)
 
 
+def generated_documents(dataset: str, count: int, *, seed: int = 11):
+    """`count` documents `(id, title, text)` drawn from SciFact's vocabulary at its word frequencies, about
+    as long as SciFact's abstracts (a title of 6-16 words and 100-300 words of text: 211 words on average,
+    SciFact's 215), produced lazily so a 100,000-document import never holds the corpus in memory."""
+    words, weights = _vocabulary(dataset)
+    cum_weights = list(itertools.accumulate(weights))
+    rng = random.Random(seed)
+    for n in range(count):
+        title = " ".join(rng.choices(words, cum_weights=cum_weights, k=rng.randint(6, 16))).capitalize()
+        body = " ".join(rng.choices(words, cum_weights=cum_weights, k=rng.randint(100, 300))) + "."
+        yield f"gen-{n}", title, f"{title}\n\n{body}"
+
+
 GIN_REBUILD_FROM = 20_000  # filler loads at least this large drop and rebuild the passages' GIN indexes
 
 

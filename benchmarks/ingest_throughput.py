@@ -8,10 +8,15 @@ same run, the peer: LangChain's PGVector.add_documents (see benchmarks/peer_lang
 
     python -m benchmarks.ingest_throughput                 # full SciFact (5,183 documents)
     python -m benchmarks.ingest_throughput --sample 20     # smoke run
+    python -m benchmarks.ingest_throughput --generated 100000 --skip-peer   # a 100,000-document import
+
+`--generated N` imports N documents generated from the dataset's vocabulary (benchmarks/corpus.py) instead
+of the dataset itself, and reports the worker's memory early and late in the run (flat, or growing).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -53,11 +58,11 @@ def corpus_read(dataset: str, sample: int | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def bulk_post(client, collection_slug: str, corpus: list[tuple[str, str, str]]) -> list[int]:
-    """POST the corpus in 1,000-document calls; returns the HTTP statuses."""
+def bulk_post(client, collection_slug: str, corpus) -> list[int]:
+    """POST the corpus (any iterable) in 1,000-document calls; returns the HTTP statuses."""
     statuses = []
-    for start in range(0, len(corpus), BULK_MAX):
-        batch = corpus[start : start + BULK_MAX]
+    documents = iter(corpus)
+    while batch := list(itertools.islice(documents, BULK_MAX)):
         payload = {
             "collection": collection_slug,
             "documents": [
@@ -112,17 +117,20 @@ def embedding_tokens(collection_id: int) -> int:
 
 def citable_run(
     args,
-    corpus: list[tuple[str, str, str]],
+    corpus,
     standin_env: dict[str, str] | None = None,
     standin_knobs: dict[str, Any] | None = None,
     client_env: dict[str, str] | None = None,
+    count: int | None = None,
 ) -> tuple[dict[str, Any], Stack]:
-    """Ingest `corpus` through the API into a new collection; returns figures and the (stopped) stack."""
+    """Ingest `corpus` ([(id, title, text)], or any iterable of `count` of them) through the API into a new
+    collection; returns figures and the (stopped) stack."""
     import os
 
     import httpx
 
     os.environ.update(client_env or {})
+    expected = count if count is not None else len(corpus)
 
     from ingestion.models import Chunk, Document
     from ingestion.services.collections import collection_create
@@ -159,7 +167,7 @@ def citable_run(
             accepted_s = time.perf_counter() - started
             counts = wait_terminal(
                 collection.pk,
-                len(corpus),
+                expected,
                 args.timeout,
                 progress=lambda c: print(f"  {time.perf_counter() - started:6.0f}s {c}"),
             )
@@ -170,8 +178,9 @@ def citable_run(
         failed = Document.objects.filter(collection=collection, status=Document.Status.FAILED)
         errors = sorted({e[:200] for e in failed.values_list("error", flat=True)})[:5]
         worker_peak = sum(v for k, v in rss.peak_mib.items() if k.startswith("worker"))
+        worker_names = [k for k in rss.peak_mib if k.startswith("worker")]
         figures = {
-            "documents": len(corpus),
+            "documents": expected,
             "ready": counts.get("ready", 0),
             "failed": counts.get("failed", 0),
             "failed_examples": errors,
@@ -179,12 +188,15 @@ def citable_run(
             "seconds": round(elapsed, 2),
             "accepted_seconds": round(accepted_s, 2),
             "bulk_statuses": sorted(set(statuses)),
-            "documents_per_s": round(len(corpus) / elapsed, 1),
+            "documents_per_s": round(expected / elapsed, 1),
             "chunks_per_s": round(chunks / elapsed, 1),
             "embedding_tokens": tokens,
             "client_limits": {k: os.environ.get(k, "default") for k in UNLIMITED_CLIENT},
             "peak_rss_web_mib": round(rss.peak_mib["web"], 1),
             "peak_rss_worker_mib": round(worker_peak, 1),
+            # Flat memory: the worker's peak in the run's first fifth against its last fifth.
+            "peak_rss_worker_first_fifth_mib": round(rss.peak_between(worker_names, 0.0, 0.2), 1),
+            "peak_rss_worker_last_fifth_mib": round(rss.peak_between(worker_names, 0.8, 1.0), 1),
             "web": f"gunicorn {args.web_workers} workers x 4 threads",
             "worker": f"{args.workers} celery worker(s), prefork concurrency {args.worker_concurrency}",
             "standin": stats,
@@ -205,17 +217,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.split("\n\n")[0])
     add_stack_arguments(parser)
     parser.add_argument("--skip-peer", action="store_true", help="do not run the LangChain peer")
+    parser.add_argument(
+        "--generated",
+        type=int,
+        default=None,
+        help="import N documents generated from the dataset's vocabulary instead of the dataset",
+    )
     args = parser.parse_args(argv)
     info = machine_info()
     db = BenchDatabase(args.database_url, args.data_dir)
     db.setup()
     try:
-        corpus = corpus_read(args.dataset, args.sample)
         print_machine(info)
-        print(f"ingest_throughput: {len(corpus)} documents from {args.dataset}")
-        citable, _ = citable_run(args, corpus, client_env=UNLIMITED_CLIENT)
+        if args.generated:
+            from benchmarks.corpus import generated_documents
+
+            count = args.generated
+            corpus = generated_documents(args.dataset, count)
+            print(f"ingest_throughput: {count} documents generated from {args.dataset}'s vocabulary")
+        else:
+            corpus = corpus_read(args.dataset, args.sample)
+            count = len(corpus)
+            print(f"ingest_throughput: {count} documents from {args.dataset}")
+        citable, _ = citable_run(args, corpus, client_env=UNLIMITED_CLIENT, count=count)
         peer: dict[str, Any] = {"skipped": True}
-        if not args.skip_peer:
+        if not args.skip_peer and not args.generated:
             from benchmarks.peer_langchain import peer_run
 
             peer = peer_run(corpus)
@@ -233,6 +259,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ("failed documents", citable["failed"], "-"),
         ("peak RSS web, MiB", citable["peak_rss_web_mib"], "-"),
         ("peak RSS worker(s), MiB", citable["peak_rss_worker_mib"], "-"),
+        (
+            "  worker, first / last fifth",
+            f"{citable['peak_rss_worker_first_fifth_mib']} / {citable['peak_rss_worker_last_fifth_mib']}",
+            "-",
+        ),
     ]
     for label, ours, theirs in rows:
         print(f"{label:34}{ours!s:>32}{theirs!s:>36}")
@@ -244,6 +275,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     if citable["failed_examples"]:
         print(f"failures: {citable['failed_examples']}")
+    if peer.get("documents_per_s"):
+        print(f"Citable / peer documents/s: {citable['documents_per_s'] / peer['documents_per_s']:.2f}x")
     result = {"benchmark": "ingest_throughput", "machine": info, "citable": citable, "peer": peer}
     write_json(args.json, result)
     return result

@@ -19,6 +19,12 @@ def _num(env: Mapping[str, str], name: str, default: float, cast=float):
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _budget_url(raw: str | None) -> str:
+    """`process` (or empty) keeps the budget in each process; any other value is a store URL."""
+    value = (raw or "").strip()
+    return "" if value.lower() in ("", "process", "local") else value
+
+
 @dataclass(frozen=True)
 class GenAPIConfig:
     base_url: str = f"{SCALEWAY_API}/v1"
@@ -39,8 +45,15 @@ class GenAPIConfig:
     # A provider asking us to wait longer than this is reported at once (RateLimitedError.retry_after) so a
     # task queue can reschedule instead of pinning a worker.
     max_retry_wait: float = 120.0
+    # Where the rate budget lives: "" keeps it in this process; a redis:// or postgresql:// URL shares it
+    # with every process using the same URL and prefix (genapi.budget). Django settings choose it.
+    budget_url: str = ""
+    budget_prefix: str = "citable:genapi"
+    # The shared budget refills this much below GENAPI_RPM/TPM: requests admitted at the bucket's edge can
+    # reach the provider in another order than admitted (milliseconds apart); the margin absorbs that.
+    budget_margin: float = 0.03
 
-    def __repr__(self) -> str:  # never print the key
+    def __repr__(self) -> str:  # never print the key (nor the budget URL: it may hold a password)
         key = "set" if self.api_key else "unset"
         return f"GenAPIConfig(base_url={self.base_url!r}, api_key=<{key}>, project_id={self.project_id!r})"
 
@@ -75,6 +88,9 @@ class GenAPIConfig:
                 int,
             ),
             max_retry_wait=_num(env, "GENAPI_MAX_RETRY_WAIT", 120.0),
+            budget_url=_budget_url(env.get("GENAPI_BUDGET_URL")),
+            budget_prefix=(env.get("GENAPI_BUDGET_PREFIX") or "").strip() or "citable:genapi",
+            budget_margin=min(0.5, max(0.0, _num(env, "GENAPI_BUDGET_MARGIN", 0.03))),
         )
         values.update(overrides)
         cfg = cls(**values)

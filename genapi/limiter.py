@@ -3,16 +3,25 @@
 Buckets hold one second's worth of budget, so a busy worker sends a smooth stream rather than a burst that
 the provider answers with a storm of 429s. A request larger than the bucket (a big embeddings batch) waits
 for a full bucket and then borrows: the debt delays the requests after it, which keeps the minute average.
+
+`Limiter` holds the budget in this process; `SharedLimiter` keeps the same buckets in a store every process
+of the deployment shares (`genapi.budget`), so N processes together stay within one provider limit.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
+
+from genapi.budget import BudgetStore
+
+log = logging.getLogger("genapi")
 
 
 def estimate_tokens(text: str) -> int:
@@ -91,8 +100,106 @@ class Limiter:
             self.tokens.acquire(tokens)
         self.concurrency.acquire()
 
-    def release(self) -> None:
+    def release(self, ticket: object = None) -> None:
         self.concurrency.release()
+
+
+# After a store failure, how long this process limits itself alone before asking the store again.
+STORE_RETRY_SECONDS = 30
+
+
+class SharedLimiter:
+    """The `Limiter` interface over a shared store: each `acquire` is one atomic round trip to it (more only
+    while the budget says wait). `acquire` returns a ticket (the concurrency slot's name) for `release`.
+
+    If the store cannot be reached, this process falls back to its own `Limiter` (logged once) rather than
+    stopping every provider call: the provider's 429s and their `Retry-After` still pace it.
+    """
+
+    def __init__(
+        self,
+        store: BudgetStore,
+        key: str,
+        *,
+        rpm: int,
+        tpm: int,
+        concurrency: int,
+        lease_seconds: float,
+        sleep: Callable[[float], None] | None = None,
+    ):
+        self.store = store
+        self.key = key
+        self.rpm, self.tpm, self.concurrency_limit = rpm, tpm, concurrency
+        self.lease_seconds = lease_seconds
+        self._sleep = sleep or time.sleep
+        self._fallback = Limiter(rpm, tpm, concurrency, sleep=self._sleep)
+        self._failed_until = 0.0
+
+    @property
+    def _failed(self) -> bool:
+        return time.monotonic() < self._failed_until
+
+    def _store_failed(self, exc: Exception) -> None:
+        if not self._failed:
+            log.warning(
+                "genapi: the shared rate budget is unreachable (%s: %s); this process limits itself "
+                "alone for %d s",
+                type(exc).__name__,
+                exc,
+                STORE_RETRY_SECONDS,
+            )
+        self._failed_until = time.monotonic() + STORE_RETRY_SECONDS
+
+    def acquire(self, tokens: int) -> object:
+        holder = uuid.uuid4().hex
+        while not self._failed:
+            try:
+                wait = self.store.admit(
+                    self.key,
+                    rpm=self.rpm,
+                    tpm=self.tpm,
+                    tokens=int(tokens or 0),
+                    concurrency=self.concurrency_limit,
+                    holder=holder,
+                    lease=self.lease_seconds,
+                )
+            except Exception as exc:  # noqa: BLE001 - any store failure: fall back, never fail the call
+                self._store_failed(exc)
+                break
+            if wait <= 0:
+                return holder
+            self._sleep(wait)
+        self._fallback.acquire(tokens)
+        return None
+
+    def release(self, ticket: object = None) -> None:
+        if ticket is None:
+            self._fallback.release()
+            return
+        try:
+            self.store.release(self.key, str(ticket))
+        except Exception as exc:  # noqa: BLE001 - the lease expires on its own
+            self._store_failed(exc)
+
+    @contextmanager
+    def slot(self, tokens: int) -> Iterator[None]:
+        ticket = self.acquire(tokens)
+        try:
+            yield
+        finally:
+            self.release(ticket)
+
+    def pause(self, seconds: float) -> None:
+        """The provider said "wait": every process holds (the store answers `admit` with the pause)."""
+        self._fallback.pause(seconds)
+        if not self._failed:
+            try:
+                self.store.pause(self.key, seconds)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed(exc)
+
+    def wait_pause(self) -> None:
+        self._fallback.wait_pause()
 
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")

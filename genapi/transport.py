@@ -3,6 +3,7 @@ one error taxonomy and the usage hook. The endpoint families (`genapi.endpoints_
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from genapi.budget import budget_key, budget_open
 from genapi.config import GenAPIConfig
 from genapi.errors import (
     BadResponseError,
@@ -24,7 +26,7 @@ from genapi.errors import (
     error_from_response,
     error_from_stream_event,
 )
-from genapi.limiter import Limiter, server_wait_hint
+from genapi.limiter import Limiter, SharedLimiter, server_wait_hint
 from genapi.sse import iter_sse
 from genapi.usage import UsageRecord, emit
 
@@ -62,23 +64,38 @@ class Transport:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._http: httpx.Client | None = None
-        self._limiter: Limiter | None = None
+        self._limiter: Limiter | SharedLimiter | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.config.base_url!r})"
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _state(self) -> tuple[httpx.Client, Limiter]:
+    def _state(self) -> tuple[httpx.Client, Limiter | SharedLimiter]:
         pid = os.getpid()
         if self._pid != pid:
             with self._lock:
                 if self._pid != pid:
                     # A forked child must not share the parent's sockets or lock states.
                     self._http = self._build_http()
-                    self._limiter = Limiter(self.config.rpm, self.config.tpm, self.config.concurrency)
+                    self._limiter = self._build_limiter()
                     self._pid = pid
         return self._http, self._limiter  # type: ignore[return-value]
+
+    def _build_limiter(self) -> Limiter | SharedLimiter:
+        cfg = self.config
+        if not cfg.budget_url:
+            return Limiter(cfg.rpm, cfg.tpm, cfg.concurrency)
+        return SharedLimiter(
+            budget_open(cfg.budget_url),
+            budget_key(cfg.budget_prefix, cfg.base_url),
+            rpm=max(1, round(cfg.rpm * (1 - cfg.budget_margin))),
+            tpm=max(1, round(cfg.tpm * (1 - cfg.budget_margin))),
+            concurrency=cfg.concurrency,
+            # A slot outlives any request (retries are new requests) unless its process died.
+            lease_seconds=cfg.connect_timeout + cfg.read_timeout + 30,
+            sleep=self._sleep,
+        )
 
     def _build_http(self) -> httpx.Client:
         cfg = self.config
@@ -136,12 +153,13 @@ class Transport:
         data: Any = None,
         params: Any = None,
         stream: bool = False,
-    ) -> tuple[httpx.Response, int, Limiter | None]:
-        """Send with retries. For streams the caller owns the response and must ``limiter.release()``."""
+    ) -> tuple[httpx.Response, int, Callable[[], None] | None]:
+        """Send with retries. For streams the caller owns the response and must call the returned
+        release function when it is done."""
         attempt = 0
         while True:
             http, limiter = self._state()
-            limiter.acquire(est_tokens)
+            ticket = limiter.acquire(est_tokens)
             keep_slot = False
             error: GenAPIError
             try:
@@ -151,7 +169,7 @@ class Transport:
                 response = http.send(request, stream=stream)
                 if response.status_code < 400:
                     keep_slot = stream
-                    return response, attempt, (limiter if stream else None)
+                    return response, attempt, (functools.partial(limiter.release, ticket) if stream else None)
                 content = response.read()
                 response.close()
                 hint = server_wait_hint(response.headers) if response.status_code in (429, 503) else None
@@ -164,7 +182,7 @@ class Transport:
                 )
             finally:
                 if not keep_slot:
-                    limiter.release()
+                    limiter.release(ticket)
             if not error.retryable or attempt >= self.config.max_retries:
                 if attempt:
                     error.message = f"{error.message} (after {attempt} retries)"
@@ -249,7 +267,7 @@ class Transport:
         hide_usage_chunk: bool = False,
     ) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
-        response, retries, limiter = self._send(
+        response, retries, release = self._send(
             "POST", path, endpoint=endpoint, est_tokens=est_tokens, json_body=body, stream=True
         )
         ctype = response.headers.get("content-type", "")
@@ -259,17 +277,17 @@ class Transport:
                 content = response.read()
             finally:
                 response.close()
-                limiter.release()  # type: ignore[union-attr]
+                release()  # type: ignore[misc]
             try:
                 payload = json.loads(content)
             except ValueError as exc:
                 raise BadResponseError("stream requested, got a non-JSON, non-SSE body") from exc
             return iter([payload])
         return self._iter_stream(
-            response, limiter, t0, retries, endpoint, model, est_tokens, hide_usage_chunk
+            response, release, t0, retries, endpoint, model, est_tokens, hide_usage_chunk
         )
 
-    def _iter_stream(self, response, limiter, t0, retries, endpoint, model, est_tokens, hide_usage_chunk):
+    def _iter_stream(self, response, release, t0, retries, endpoint, model, est_tokens, hide_usage_chunk):
         input_tokens, output_tokens, n_chunks = None, None, 0
         finished = False
         ok = False
@@ -316,7 +334,7 @@ class Transport:
             ok = True
         finally:
             response.close()
-            limiter.release()
+            release()
             if ok:
                 emit(
                     UsageRecord(

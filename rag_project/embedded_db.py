@@ -76,6 +76,12 @@ def sqlalchemy_broker_url(database: dict) -> str:
     return f"sqla+postgresql+psycopg://{credentials}{netloc}/{name}"
 
 
+def postgres_url(database: dict) -> str:
+    """A libpq `postgresql://` URL for the same database as Django (for connections made outside Django,
+    e.g. the provider budget's), built like `sqlalchemy_broker_url`."""
+    return sqlalchemy_broker_url(database).replace("sqla+postgresql+psycopg://", "postgresql://", 1)
+
+
 def embedded_database_running(data_dir: Path) -> bool:
     """Whether a server already runs on `data_dir/postgres` (so `make run` did not start it)."""
     pid_file = (data_dir / "postgres" / "postmaster.pid").resolve()

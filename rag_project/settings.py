@@ -11,7 +11,12 @@ from urllib.parse import unquote
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from rag_project.embedded_db import django_database_config, embedded_database_uri, sqlalchemy_broker_url
+from rag_project.embedded_db import (
+    django_database_config,
+    embedded_database_uri,
+    postgres_url,
+    sqlalchemy_broker_url,
+)
 from rag_project.local_state import RUN_ENV_FILE, SECRET_KEY_FILE, secret_key_read
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -178,6 +183,8 @@ RAG_ANSWER_LINK_HOSTS = [
 RAG_MAX_UPLOAD_BYTES = env.int("RAG_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 RAG_CHUNK_TOKENS = env.int("RAG_CHUNK_TOKENS", default=400)
 RAG_CHUNK_OVERLAP = env.float("RAG_CHUNK_OVERLAP", default=0.15)
+# Documents per ingestion task: one transaction, one COPY per table, embeddings calls across them.
+RAG_INGEST_GROUP_SIZE = env.int("RAG_INGEST_GROUP_SIZE", default=50)
 RAG_RERANK_CANDIDATES = env.int("RAG_RERANK_CANDIDATES", default=50)
 RAG_TOP_K = env.int("RAG_TOP_K", default=8)
 RAG_RERANK_THRESHOLD = env.float("RAG_RERANK_THRESHOLD", default=0.05)
@@ -216,6 +223,23 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", de
 CACHES = {
     "default": env.cache_url("DJANGO_CACHE_URL", default="dbcache://rag_cache"),
 }
+
+
+# One provider budget (requests/min, tokens/min, concurrent requests, the provider's Retry-After) for every
+# web and worker process: in Redis when the broker or the cache is Redis, else in this database
+# (genapi/budget.py). `process` keeps one budget per process. genapi reads its settings from the environment
+# (it does not import Django), so the choice is passed on there, to this process and the ones it starts.
+def _genapi_budget_url() -> str:
+    for url in (CELERY_BROKER_URL, env.str("DJANGO_CACHE_URL", default="")):
+        if url.startswith(("redis://", "rediss://")):
+            return url
+        if url.startswith("rediscache://"):  # django-environ's alias
+            return "redis://" + url.removeprefix("rediscache://")
+    return postgres_url(DATABASES["default"])
+
+
+GENAPI_BUDGET_URL = env.str("GENAPI_BUDGET_URL", default="") or _genapi_budget_url()
+os.environ["GENAPI_BUDGET_URL"] = GENAPI_BUDGET_URL
 
 # Sign-in attempt limits for every sign-in form (the page and the admin).
 AUTHENTICATION_BACKENDS = ["accounts.backends.RateLimitedModelBackend"]

@@ -13,6 +13,10 @@ os.environ["CELERY_TASK_DEFAULT_QUEUE"] = f"citable-test-{os.getpid()}"
 # The local stand-in's small hash model keeps vectors at 384 dimensions: fast and realistic enough.
 os.environ.setdefault("GENAPI_EMBEDDING_MODEL", "all-minilm-l6-v2")
 os.environ.setdefault("GENAPI_MAX_RETRIES", "4")
+# One budget per process unless a test shares one on purpose (tests/genapi/test_shared_budget.py), so a
+# test session never shares provider budget state with another session or with a developer's deployment.
+os.environ.setdefault("GENAPI_BUDGET_URL", "process")
+os.environ.setdefault("GENAPI_BUDGET_PREFIX", f"citable-test-{os.getpid()}")
 # Never let a test reach a real provider, even with a key in the developer's shell.
 os.environ.pop("SCW_SECRET_KEY", None)
 os.environ.pop("SCW_PROJECT_ID", None)

@@ -34,6 +34,7 @@ from genapi import GenAPIError
 from ingestion.chunking import ChunkSpec, chunk_document
 from ingestion.models import Chunk, ChunkEmbedding, Document, EmbeddingSpace
 from ingestion.parsers import ParsedDocument, ParseError, parse_bytes, parse_string
+from ingestion.services.copy_writes import chunk_ids_reserve, chunks_copy, embeddings_copy
 from ingestion.services.embedding import EMBED_BATCH_SIZE, texts_embed_counted
 from ingestion.services.errors import EmbeddingSpaceError
 from ingestion.services.leases import lease_kept
@@ -41,7 +42,8 @@ from ingestion.services.spaces import embedding_spaces_target
 
 logger = logging.getLogger(__name__)
 
-# Documents a worker ingests together: one embeddings call and one bulk write serve them all.
+# Documents a worker ingests together (one task): the embeddings calls and one COPY per table serve them
+# all. Default of settings.RAG_INGEST_GROUP_SIZE (BENCHMARKS.md, issue 15, for the measured choice).
 INGEST_GROUP_SIZE = 50
 # A document whose worker vanished this many times is failed rather than re-queued again.
 MAX_INGEST_ATTEMPTS = 3
@@ -51,9 +53,11 @@ def documents_enqueue(document_ids: list[int]) -> None:
     """Queue the ingestion in groups once the rows are committed (a worker must see them)."""
     from ingestion.tasks import documents_ingest_task
 
+    size = max(1, int(getattr(settings, "RAG_INGEST_GROUP_SIZE", INGEST_GROUP_SIZE)))
+
     def send() -> None:
-        for start in range(0, len(document_ids), INGEST_GROUP_SIZE):
-            group = document_ids[start : start + INGEST_GROUP_SIZE]
+        for start in range(0, len(document_ids), size):
+            group = document_ids[start : start + size]
             try:
                 documents_ingest_task.delay(group)
             except Exception:  # the broker down past the publish retries (kombu raises several types)
@@ -90,6 +94,8 @@ class _Work:
     unchanged: bool = False
     # Provider tokens spent embedding this document's passages (its share of each call).
     tokens: int = 0
+    # The document had passages before this run (a re-ingest): only then can vectors be reused.
+    had_chunks: bool = False
 
 
 def _lease_cutoff():
@@ -185,7 +191,9 @@ def database_reset() -> None:
 
 def _documents_ingest_claimed(claimed: list[int], lease) -> dict[int, str]:
     documents = {d.pk: d for d in Document.objects.filter(pk__in=claimed)}
-    works = [_Work(documents[pk]) for pk in claimed if pk in documents]
+    works = [
+        _Work(documents[pk], had_chunks=bool(documents[pk].chunks_total)) for pk in claimed if pk in documents
+    ]
     try:
         spaces = embedding_spaces_target()
         for work in works:
@@ -241,7 +249,7 @@ def document_ingest(document_id: int) -> str | None:
 def _vectors_reuse(works: list[_Work], spaces: list[EmbeddingSpace]) -> None:
     """Vectors of chunks whose content did not change are kept: no provider call for them."""
     # Only documents ingested before can have vectors to reuse: new ones cost no query here.
-    previous = [w for w in works if w.document.chunks_total]
+    previous = [w for w in works if w.had_chunks]
     ids = [w.document.pk for w in previous]
     if not ids:
         return
@@ -355,36 +363,34 @@ def _results_write(works: list[_Work], spaces: list[EmbeddingSpace], lease) -> d
         ok = [w for w in works if not w.error]
         rewrite = [w for w in ok if not w.unchanged]
         if rewrite:
+            # Always: a document's passages can outlive its counters (a failed re-ingest zeroes them).
             chunks_delete([w.document.pk for w in rewrite])
-            chunks = [
-                Chunk(
-                    document_id=w.document.pk,
-                    ordinal=spec.ordinal,
-                    text=spec.text,
-                    token_count=spec.token_count,
-                    heading_path=spec.heading_path[:1000],
-                    page=spec.page,
-                    char_start=spec.char_start,
-                    char_end=spec.char_end,
-                    content_sha256=sha,
-                )
-                for w in rewrite
-                for spec, sha in zip(w.specs, w.shas, strict=True)
-            ]
-            Chunk.objects.bulk_create(chunks, batch_size=2000)
-            embeddings = []
-            position = 0
+            # Binary COPY with ids reserved up front: two streams and one id query per group, whatever its
+            # size (BENCHMARKS.md, issue 15).
+            ids = iter(chunk_ids_reserve(sum(len(w.specs) for w in rewrite)))
+            chunk_rows = []
+            vector_rows = []
             for w in rewrite:
-                for i in range(len(w.specs)):
-                    chunk = chunks[position + i]
-                    for space in spaces:
-                        embeddings.append(
-                            ChunkEmbedding(
-                                chunk_id=chunk.pk, space_id=space.pk, embedding=w.vectors[space.pk][i]
-                            )
+                for i, (spec, sha) in enumerate(zip(w.specs, w.shas, strict=True)):
+                    chunk_id = next(ids)
+                    chunk_rows.append(
+                        (
+                            chunk_id,
+                            w.document.pk,
+                            spec.ordinal,
+                            spec.text,
+                            spec.token_count,
+                            spec.heading_path[:1000],
+                            spec.page,
+                            spec.char_start,
+                            spec.char_end,
+                            sha,
                         )
-                position += len(w.specs)
-            ChunkEmbedding.objects.bulk_create(embeddings, batch_size=2000)
+                    )
+                    for space in spaces:
+                        vector_rows.append((chunk_id, space.pk, w.vectors[space.pk][i]))
+            chunks_copy(chunk_rows)
+            embeddings_copy(vector_rows)
         if ok:
             counts = [len(w.specs) for w in ok]
             _documents_set_each(

@@ -312,3 +312,77 @@ def test_delete_removes_chunks_and_vectors(genapi, collection):
         document_delete(document)
     assert not Chunk.objects.exists() and not ChunkEmbedding.objects.exists()
     assert not __import__("os").path.exists(path)
+
+
+def test_passages_and_vectors_written_by_copy_are_exact_and_indexed(genapi, collection):
+    """The write path is binary COPY: every column, the halfvec values, the BM25 postings (kept by the
+    passage table's trigger) and the space's HNSW index must come out as an INSERT would leave them."""
+    from ingestion.services.embedding import texts_embed
+    from search.selectors import vector_candidates
+    from search.types import SearchFilters
+
+    url = "https://intranet.example/copy"
+    first, _ = document_create(collection=collection, title="Plant", text=SECTIONS, source_url=url)
+    second, _ = document_create(collection=collection, title="Boilers", text="Boilers heat water. " * 40)
+    assert documents_ingest([first.pk, second.pk]) == {first.pk: "ready", second.pk: "ready"}
+    space = EmbeddingSpace.objects.get(is_active=True)
+    rows = chunk_rows(first)
+    assert [(r[1], r[6]) for r in rows] == [(0, "Pumps"), (1, "Valves"), (2, "Pipes")]
+    first.refresh_from_db()
+    for _, _, text, start, end, page, _, sha in rows:
+        assert first.text[start:end] == text and page is None and len(sha) == 64
+
+    chunks = list(Chunk.objects.filter(document__collection=collection).order_by("id"))
+    stored = dict(ChunkEmbedding.objects.filter(space=space).values_list("chunk_id", "embedding"))
+    assert set(stored) == {c.pk for c in chunks}
+    titles = {first.pk: "Plant", second.pk: "Boilers"}
+    from ingestion.chunking import ChunkSpec
+
+    for chunk in chunks:
+        spec = ChunkSpec(
+            ordinal=chunk.ordinal, text=chunk.text, token_count=chunk.token_count,
+            heading_path=chunk.heading_path, page=chunk.page, char_start=chunk.char_start,
+            char_end=chunk.char_end,
+        )  # fmt: skip
+        expected = texts_embed(space, [spec.embedding_input(titles[chunk.document_id])])[0]
+        assert len(stored[chunk.pk].to_list()) == 384
+        assert max(abs(a - b) for a, b in zip(stored[chunk.pk].to_list(), expected, strict=True)) < 2e-3
+
+    def postings() -> set[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT lexeme, chunk_id, tf FROM search_posting")
+            indexed = set(cursor.fetchall())
+            cursor.execute(
+                "SELECT u.lexeme, c.id, coalesce(array_length(u.positions, 1), 1) "
+                "FROM ingestion_chunk c, unnest(c.search_vector) u"
+            )
+            return indexed, set(cursor.fetchall())
+
+    indexed, expected = postings()
+    assert indexed == expected
+    assert any(lexeme == "valv" and chunk_id == rows[1][0] for lexeme, chunk_id, _ in indexed)
+
+    with connection.cursor() as cursor:  # the HNSW index answers, and finds each passage by its vector
+        cursor.execute("SET enable_seqscan = off")
+        for chunk in chunks:
+            hits = vector_candidates(stored[chunk.pk].to_list(), space, [collection.pk], SearchFilters(), 1)
+            assert hits[0][0] == chunk.pk
+        cursor.execute(
+            "EXPLAIN SELECT chunk_id FROM ingestion_chunkembedding WHERE space_id = %s "
+            "ORDER BY (embedding::halfvec(384)) <=> %s::halfvec(384) LIMIT 3",
+            [space.pk, "[" + ",".join(["0.1"] * 384) + "]"],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SET enable_seqscan = on")
+    assert f"ingestion_chunkembedding_space_{space.pk}_hnsw" in plan
+
+    # A re-ingest replaces the passages through the same path: no posting of the old ones survives.
+    changed = SECTIONS.replace("Valves stop water.", "Gates stop water.")
+    document_create(collection=collection, title="Plant", text=changed, source_url=url)
+    assert document_ingest(first.pk) == "ready"
+    indexed, expected = postings()
+    assert indexed == expected
+    old_ids = {r[0] for r in rows}
+    new_rows = chunk_rows(first)
+    assert any(lexeme == "gate" and chunk_id == new_rows[1][0] for lexeme, chunk_id, _ in indexed)
+    assert not {chunk_id for _, chunk_id, _ in indexed} & (old_ids - {r[0] for r in new_rows})
