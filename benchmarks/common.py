@@ -453,6 +453,7 @@ class RssSampler:
         self.peak_mib: dict[str, float] = dict.fromkeys(roots, 0.0)
         # (seconds since start, MiB) per root: whether memory grows during a long run, not only its peak.
         self.series: dict[str, list[tuple[float, float]]] = {name: [] for name in roots}
+        self.current_mib: dict[str, float] = dict.fromkeys(roots, 0.0)
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -473,6 +474,7 @@ class RssSampler:
                 except psutil.Error:
                     pass
             self.peak_mib[name] = max(self.peak_mib[name], total / 2**20)
+            self.current_mib[name] = total / 2**20
             self.series[name].append((time.monotonic() - self._started, total / 2**20))
 
     def peak_between(self, names: list[str], start: float, end: float) -> float:

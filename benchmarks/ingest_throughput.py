@@ -169,7 +169,11 @@ def citable_run(
                 collection.pk,
                 expected,
                 args.timeout,
-                progress=lambda c: print(f"  {time.perf_counter() - started:6.0f}s {c}"),
+                progress=lambda c: print(
+                    f"  {time.perf_counter() - started:6.0f}s {c} "
+                    f"RSS MiB { ({k: round(v) for k, v in rss.current_mib.items()}) }",
+                    flush=True,
+                ),
             )
             elapsed = time.perf_counter() - started
         stats = stack.standin_stats()

@@ -46,6 +46,7 @@ print(json.dumps({
     "SSL_REDIRECT": getattr(settings, "SECURE_SSL_REDIRECT", None),
     "SECURE_COOKIES": settings.SESSION_COOKIE_SECURE,
     "GENAPI_BASE_URL": __import__("os").environ.get("GENAPI_BASE_URL"),
+    "GENAPI_BUDGET_URL": __import__("os").environ.get("GENAPI_BUDGET_URL"),
 }))
 """
 
@@ -193,6 +194,20 @@ def test_broker_defaults_to_the_database_url_even_over_a_unix_socket(tmp_path):
         )
     )
     assert settings["BROKER"] == "sqla+postgresql+psycopg://u:p%40ss@db.example.com:5433/kb"
+
+
+def test_the_provider_budget_lives_in_redis_when_the_broker_or_cache_is_redis_else_the_database(tmp_path):
+    """genapi (no Django) reads GENAPI_BUDGET_URL from the environment: settings pass their choice on."""
+    base = {"DJANGO_DEBUG": "1", "DATABASE_URL": "postgresql://u:p%40ss@db.example.com:5433/kb"}
+    assert loaded(load_settings(tmp_path, base))["GENAPI_BUDGET_URL"] == (
+        "postgresql://u:p%40ss@db.example.com:5433/kb"
+    )
+    broker = {**base, "CELERY_BROKER_URL": "redis://cache.example.com:6379/2"}
+    assert loaded(load_settings(tmp_path, broker))["GENAPI_BUDGET_URL"] == "redis://cache.example.com:6379/2"
+    cache = {**base, "DJANGO_CACHE_URL": "rediscache://cache.example.com:6379/4"}
+    assert loaded(load_settings(tmp_path, cache))["GENAPI_BUDGET_URL"] == "redis://cache.example.com:6379/4"
+    chosen = {**broker, "GENAPI_BUDGET_URL": "process"}
+    assert loaded(load_settings(tmp_path, chosen))["GENAPI_BUDGET_URL"] == "process"
 
 
 # --- Documentation: what the code reads, recorded while it runs --------------------------------------
