@@ -43,7 +43,7 @@ from ingestion.services.spaces import embedding_spaces_target
 logger = logging.getLogger(__name__)
 
 # Documents a worker ingests together (one task): the embeddings calls and one COPY per table serve them
-# all. Default of settings.RAG_INGEST_GROUP_SIZE (BENCHMARKS.md, issue 15, for the measured choice).
+# all. The default of settings.RAG_INGEST_GROUP_SIZE (not re-tuned for COPY yet: BENCHMARKS.md, issue 15).
 INGEST_GROUP_SIZE = 50
 # A document whose worker vanished this many times is failed rather than re-queued again.
 MAX_INGEST_ATTEMPTS = 3
