@@ -20,6 +20,9 @@ if __package__ in (None, ""):
 
 DEPTH = 200
 TOP = 100  # documents scored per query, as evaluate
+K_GRID = (5, 10, 20, 30, 40, 60, 80, 100, 150)
+W_GRID = (0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0)
+DEPTH_GRID = (50, 100, 200)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,16 +77,43 @@ def main(argv: list[str] | None = None) -> None:
         }
         s = run_evaluate(ds.qrels, run)
         print(f"  {name:8} alone: nDCG@10 {s.ndcg_at_10:.4f}  R@100 {s.recall_at_100:.4f}")
-    results = []
-    for k, w, dv, dt in itertools.product(
-        (5, 10, 20, 30, 60, 100), (0.6, 0.8, 1.0, 1.25, 1.5, 2.0), (50, 100, 200), (50, 100, 200)
-    ):
-        results.append((*score(k, w, dv, dt), k, w, dv, dt))
-    results.sort(reverse=True)
-    base = next(r for r in results if r[2:] == (60, 1.0, 100, 100))
+    ks, ws, depths = K_GRID, W_GRID, DEPTH_GRID
+    grid: dict[tuple[float, float, int, int], tuple[float, float]] = {}
+    for k, w, dv, dt in itertools.product(ks, ws, depths, depths):
+        grid[(k, w, dv, dt)] = score(k, w, dv, dt)
+    base = grid[(60, 1.0, 100, 100)]
     print(f"  default k 60, weights 1/1, depths 100/100: nDCG@10 {base[0]:.4f}  R@100 {base[1]:.4f}")
-    for ndcg, recall, k, w, dv, dt in results[:15]:
-        print(f"  k {k:>3}  fulltext weight {w:<4}  depths {dv}/{dt}: nDCG@10 {ndcg:.4f}  R@100 {recall:.4f}")
+
+    def robust(key: tuple[float, float, int, int]) -> float:
+        """Mean nDCG@10 over the setting and its grid neighbours in k and weight (same depths): a setting
+        that is only good on its own is a lucky one, not a robust one."""
+        k, w, dv, dt = key
+        ki, wi = ks.index(k), ws.index(w)
+        near = [
+            grid[(ks[a], ws[b], dv, dt)]
+            for a in range(max(0, ki - 1), min(len(ks), ki + 2))
+            for b in range(max(0, wi - 1), min(len(ws), wi + 2))
+        ]
+        return sum(n for n, _ in near) / len(near)
+
+    ranked = sorted(grid, key=lambda key: -robust(key))
+    print("  best by the mean over each setting's k/weight neighbourhood:")
+    for key in ranked[:12]:
+        k, w, dv, dt = key
+        ndcg, recall = grid[key]
+        print(
+            f"  k {k:>3}  fulltext weight {w:<4}  depths {dv}/{dt}: neighbourhood {robust(key):.4f}  "
+            f"nDCG@10 {ndcg:.4f}  R@100 {recall:.4f}"
+        )
+    print("  best single settings:")
+    for key in sorted(grid, key=lambda key: -grid[key][0])[:8]:
+        k, w, dv, dt = key
+        print(f"  k {k:>3}  fulltext weight {w:<4}  depths {dv}/{dt}: nDCG@10 {grid[key][0]:.4f}")
+    for dv, dt in ((100, 100), ranked[0][2:]):
+        print(f"  nDCG@10 by k (rows) and fulltext weight (columns), depths {dv}/{dt}:")
+        print("        " + "".join(f"{w:>8}" for w in ws))
+        for k in ks:
+            print(f"  {k:>5} " + "".join(f"{grid[(k, w, dv, dt)][0]:8.4f}" for w in ws))
 
 
 if __name__ == "__main__":

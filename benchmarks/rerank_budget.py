@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--document-tokens", default="96,128,160,200", help="tokens per passage")
     parser.add_argument("--tokens-max", type=int, default=4000, help="tokens per search (0: none)")
     parser.add_argument("--windows", default="window", help="passage cuts to compare: window,fragments")
+    parser.add_argument(
+        "--fused-weights", default="0", help="weights of the fused order blended into the rerank's"
+    )
+    parser.add_argument(
+        "--pools", default=None, help="keep the retrieved candidates in this file and reuse them (tuning)"
+    )
+    parser.add_argument("--blend-k", type=float, default=20.0)
     parser.add_argument("--no-reference", action="store_true", help="skip the full-list rerank")
     parser.add_argument("--embeddings", choices=("hash", "minilm"), default="hash")
     parser.add_argument("--rerank-engine", choices=("lexical", "embedding"), default="lexical")
@@ -50,18 +58,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from benchmarks.ingest_throughput import UNLIMITED_CLIENT
 
     os.environ.update(UNLIMITED_CLIENT)
+    os.environ["RAG_RERANK_CACHE_URL"] = "dummycache://"  # every figure is a real rerank call
     db = BenchDatabase(args.database_url, args.data_dir)
     db.setup()
     try:
-        from django.core.cache.backends.dummy import DummyCache
-
         import search.rerank as rerank_module
         from benchmarks.corpus import scifact_load
         from search.evaluation import beir_load, passages_to_documents, percentile, run_evaluate
         from search.rerank import RerankBudget, passages_rerank
         from search.selectors import passages_retrieve
 
-        rerank_module.cache = DummyCache("rerank-budget", {})  # every figure is a real rerank call
         print_machine(info)
         standin = {"GENAPI_LOCAL_EMBEDDINGS": args.embeddings}
         with Stack(standin_env=standin, standin_args=["--rerank", args.rerank_engine]) as stack:
@@ -74,33 +80,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 Document.objects.filter(collection_id=collection_id).values_list("pk", "metadata__beir_id")
             )
             t0 = time.perf_counter()
-            pools = {}
-            for query_id, text in ds.queries.items():
-                result = passages_retrieve(
-                    text,
-                    collection_ids=[collection_id],
-                    top_k=CANDIDATES,
-                    candidates=CANDIDATES,
-                    rerank=False,
-                )
-                pools[query_id] = (text, result.passages)
+            pools_file = Path(args.pools) if args.pools else None
+            if pools_file and pools_file.exists():
+                pools = pickle.loads(pools_file.read_bytes())  # noqa: S301 - our own file, from this script
+            else:
+                pools = {}
+                for query_id, text in ds.queries.items():
+                    result = passages_retrieve(
+                        text,
+                        collection_ids=[collection_id],
+                        top_k=CANDIDATES,
+                        candidates=CANDIDATES,
+                        rerank=False,
+                    )
+                    pools[query_id] = (text, result.passages)
+                if pools_file:
+                    pools_file.write_bytes(pickle.dumps(pools))
             print(f"# {len(pools)} queries retrieved in {time.perf_counter() - t0:.0f} s", flush=True)
 
-            budgets: dict[str, tuple[RerankBudget, str]] = {"no rerank": (RerankBudget(0, 0, 0), "window")}
+            budgets: dict[str, tuple[RerankBudget, str, float]] = {
+                "no rerank": (RerankBudget(0, 0, 0), "window", 0.0)
+            }
             if not args.no_reference:
-                budgets[f"full list ({CANDIDATES} whole)"] = (RerankBudget.unbounded(CANDIDATES), "window")
-            for window, docs, cap in itertools.product(
+                budgets[f"full list ({CANDIDATES} whole)"] = (
+                    RerankBudget.unbounded(CANDIDATES),
+                    "window",
+                    0.0,
+                )
+            for window, docs, cap, fused in itertools.product(
                 args.windows.split(","),
                 (int(x) for x in args.documents.split(",")),
                 (int(x) for x in args.document_tokens.split(",")),
+                (float(x) for x in args.fused_weights.split(",")),
             ):
-                budgets[f"{docs} x {cap} tokens, {window}"] = (
-                    RerankBudget(docs, cap, args.tokens_max),
-                    window,
-                )
+                label = f"{docs} x {cap} tokens, {window}" + (f", fused weight {fused}" if fused else "")
+                budgets[label] = (RerankBudget(docs, cap, args.tokens_max), window, fused)
+            rerank_module.BLEND_K = args.blend_k
             results: dict[str, Any] = {}
-            for label, (budget, window) in budgets.items():
+            for label, (budget, window, fused) in budgets.items():
                 rerank_module.WINDOW = window
+                rerank_module.FUSED_WEIGHT = fused
                 run: dict[str, list[str]] = {}
                 tokens: list[float] = []
                 t0 = time.perf_counter()
@@ -124,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 }
                 r = results[label]
                 print(
-                    f"  {label:36} nDCG@10 {r['ndcg_at_10']:.4f}  tokens mean {r['tokens_mean']:7.0f} "
+                    f"  {label:52} nDCG@10 {r['ndcg_at_10']:.4f}  tokens mean {r['tokens_mean']:7.0f} "
                     f"p95 {r['tokens_p95']:7.0f} max {r['tokens_max']:6}",
                     flush=True,
                 )

@@ -193,7 +193,9 @@ RAG_RERANK_DOCUMENTS = env.int("RAG_RERANK_DOCUMENTS", default=40)
 RAG_RERANK_DOCUMENT_TOKENS = env.int("RAG_RERANK_DOCUMENT_TOKENS", default=96)
 RAG_RERANK_TOKENS_MAX = env.int("RAG_RERANK_TOKENS_MAX", default=4000)
 RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
-RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=100)
+# 400, not 100: HNSW recall@10 on real-derived vectors 0.89 -> 0.99 at 100,000 passages, 0.68 -> 0.90 at
+# 300,000 (BENCHMARKS.md, "Quality: fusion, rerank budget, HNSW recall"); the price is latency.
+RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=400)
 # Ingestion leases (ingestion/services/pipeline.py): a worker renews the lease of the documents it holds
 # every RAG_LEASE_RENEW_SECONDS; one not renewed for RAG_LEASE_SECONDS is a lost worker's, and the sweeper
 # (every RAG_SWEEP_SECONDS, on beat) re-queues it. A document left `queued` for
@@ -223,6 +225,19 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", de
 CACHES = {
     "default": env.cache_url("DJANGO_CACHE_URL", default="dbcache://rag_cache"),
 }
+# Rerank scores (search/rerank.py) only save tokens: a miss costs a rerank call, never a wrong result, so
+# they need not be shared. Not the database cache (a write per search): Redis when DJANGO_CACHE_URL names
+# it, else each process's memory (bounded); RAG_RERANK_CACHE_URL overrides either.
+_RERANK_CACHE_DEFAULT = (
+    env.str("DJANGO_CACHE_URL", default="")
+    if CACHES["default"]["BACKEND"] != "django.core.cache.backends.db.DatabaseCache"
+    else "locmemcache://rerank"
+)
+CACHES["rerank"] = env.cache_url("RAG_RERANK_CACHE_URL", default=_RERANK_CACHE_DEFAULT)
+if CACHES["rerank"]["BACKEND"].endswith("LocMemCache"):
+    CACHES["rerank"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 5000)
+else:
+    CACHES["rerank"].setdefault("KEY_PREFIX", "rerank")
 
 
 # One provider budget (requests/min, tokens/min, concurrent requests, the provider's Retry-After) for every

@@ -17,6 +17,7 @@ from genapi.completions import APIS as APIS  # the API names, for the views
 from genapi.completions import text_complete, text_stream
 from search.answer_safety import AnswerSanitiser, answer_sanitise
 from search.citations import MARKER_RE
+from search.terms import key_terms
 from search.types import Passage
 
 ANSWER_TEMPERATURE = 0.2
@@ -44,24 +45,6 @@ _STRUCTURE_LINE_RE = re.compile(
     r"^\s*(?:(?:source\s*)?\[\d{1,4}\]|(?:question|query|user question|q)\s*[:?]|={3,}|-{3,})",
     re.IGNORECASE,
 )
-_WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
-_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers herself him himself his how i if in into is it its itself just me
-    more most my myself no nor not now of off on once only or other our ours ourselves out over own
-    same she should so some such than that the their theirs them themselves then there these they
-    this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yourself yourselves also may might must shall us tell explain
-    describe please give show know thanks thank ok okay""".split()
-)
-
-
-def key_terms(text: str) -> list[str]:
-    """Content words of `text`, in order, without repeats."""
-    # dict keys keep first-seen order with constant-time membership (a list made this quadratic).
-    words = dict.fromkeys(word.lower() for word in _WORD_RE.findall(text))
-    return [w for w in words if len(w) >= 2 and w not in _STOPWORDS]
 
 
 def search_query_rewrite(question: str, history: list[dict[str, str]] | None) -> str:

@@ -5,7 +5,8 @@ The provider bills a rerank as (query tokens x passages sent) + the passages' to
 whole deployment shares. So the reranker reads less: only the first `documents` fused passages, each cut to
 its best window around the query's words (at most `document_tokens`), fewer passages when the total would
 pass `tokens`; identical windows go once; a pool of one passage is not sent (nothing to reorder); and the
-scores are cached per (model, query, windows sent) in Django's cache, so a repeated search costs nothing.
+scores are cached per (model, query, windows sent) in the `rerank` cache (settings: process memory, or
+Redis when configured), so a repeated search costs nothing.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 
 from genapi import GenAPIError, get_client
 from genapi.limiter import estimate_tokens
+from search.terms import WORD_RE, key_term_stems, term_key
+from search.terms import words as text_words
 from search.types import Passage
 
 log = logging.getLogger(__name__)
@@ -32,11 +35,13 @@ TITLE_TOKENS_MAX = 24
 CONTEXT_WORDS = 6  # words kept before the first query word a window starts at
 FRAGMENT_WORDS = 9  # words per fragment (a query word and four on each side)
 WINDOW = "window"  # "window": one contiguous stretch; "fragments": several short ones (best_fragments)
-_WORD = re.compile(r"\w+", re.UNICODE)
-_STOPWORDS = frozenset(
-    "a an and are as at be by can do does for from has have how i if in into is it its may of on or that "
-    "the their there these this to was were what when where which who why will with you your".split()
-)
+# The reranked head's order: reciprocal-rank fusion of the reranker's order and the fused (first-stage)
+# order, the latter weighted FUSED_WEIGHT (0: the reranker's order alone). The reranker reads windows, not
+# whole passages, so the first stage's evidence (whole passages, corpus statistics) could keep a say. Off:
+# with the stand-in's lexical reranker it cost 0.014 nDCG@10 on SciFact train (BENCHMARKS.md); kept for
+# measuring a provider's reranker (benchmarks/rerank_budget.py --fused-weights).
+FUSED_WEIGHT = 0.0
+BLEND_K = 20
 
 
 @dataclass(frozen=True)
@@ -70,21 +75,18 @@ class RerankOutcome:
     sent: int = 0  # passages the reranker scored
 
 
-def _term_key(word: str) -> str:
-    """Crude stemming for window choice only: `rotate`, `rotation` and `rotating` share `rotat`."""
-    word = word.lower()
-    return word[:5] if len(word) > 5 else word
-
-
 def query_terms(query: str) -> list[str]:
-    terms = []
-    for word in _WORD.findall(query.lower()):
-        if word in _STOPWORDS or len(word) < 2:
-            continue
-        key = _term_key(word)
-        if key not in terms:
-            terms.append(key)
-    return terms
+    """The query's content words, stemmed for matching in passages (search/terms.py: one tokeniser)."""
+    return key_term_stems(query)
+
+
+def _word_keys(text: str, words: list[tuple[int, int]]) -> list[str]:
+    """The stemmed key of each whitespace-delimited word span (its first word), "" for punctuation."""
+    keys = []
+    for start, end in words:
+        found = WORD_RE.findall(text[start:end])
+        keys.append(term_key(found[0]) if found else "")
+    return keys
 
 
 def best_window(text: str, weights: dict[str, float], max_chars: int) -> str:
@@ -93,10 +95,7 @@ def best_window(text: str, weights: dict[str, float], max_chars: int) -> str:
     if max_chars <= 0 or len(text) <= max_chars:
         return text
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-    word_keys = []
-    for start, end in words:
-        found = _WORD.findall(text[start:end])
-        word_keys.append(_term_key(found[0]) if found else "")
+    word_keys = _word_keys(text, words)
     starts = {0}
     for i, key in enumerate(word_keys):
         if key in weights:
@@ -127,10 +126,7 @@ def best_fragments(text: str, weights: dict[str, float], max_chars: int) -> str:
     if max_chars <= 0 or len(text) <= max_chars:
         return text
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
-    keys = []
-    for start, end in words:
-        found = _WORD.findall(text[start:end])
-        keys.append(_term_key(found[0]) if found else "")
+    keys = _word_keys(text, words)
     half = FRAGMENT_WORDS // 2
     spans = {(max(0, i - half), min(len(words), i + half + 1)) for i, k in enumerate(keys) if k in weights}
     chosen: list[tuple[int, int]] = []
@@ -168,7 +164,7 @@ def term_weights(terms: list[str], passages: list[Passage]) -> dict[str, float]:
     n = len(passages)
     df = dict.fromkeys(terms, 0)
     for passage in passages:
-        present = {_term_key(w) for w in _WORD.findall(passage.text.lower())}
+        present = {term_key(w) for w in text_words(passage.text)}
         for term in terms:
             if term in present:
                 df[term] += 1
@@ -224,6 +220,8 @@ def passages_rerank(
             documents.pop()
         pool = pool[: len(documents)]
     unique = list(dict.fromkeys(documents))  # identical windows are scored once
+    if len(unique) <= 1:  # one text for all: every score would be the same, the order could not change
+        return RerankOutcome(passages[:top_k], False)
     model = settings.GENAPI_RERANK_MODEL
     key = _cache_key(model, query, unique)
     scores = _cache_get(key)
@@ -242,6 +240,11 @@ def passages_rerank(
     by_document = dict(zip(unique, scores, strict=True))
     threshold = float(settings.RAG_RERANK_THRESHOLD)
     order = sorted(range(len(pool)), key=lambda i: (-by_document[documents[i]], i))
+    if FUSED_WEIGHT:
+        blended = {i: 1.0 / (BLEND_K + r) for r, i in enumerate(order, start=1)}
+        for i in range(len(pool)):
+            blended[i] += FUSED_WEIGHT / (BLEND_K + i + 1)
+        order = sorted(range(len(pool)), key=lambda i: (-blended[i], i))
     ranked: list[Passage] = []
     for i in order:
         score = by_document[documents[i]]
@@ -258,7 +261,7 @@ def passages_rerank(
 
 def _cache_get(key: str) -> list[float] | None:
     try:
-        value = cache.get(key)
+        value = caches["rerank"].get(key)
     except Exception:  # noqa: BLE001 - a cache outage costs tokens, never the search
         log.warning("rerank cache unavailable", exc_info=True)
         return None
@@ -267,6 +270,6 @@ def _cache_get(key: str) -> list[float] | None:
 
 def _cache_set(key: str, scores: list[float]) -> None:
     try:
-        cache.set(key, scores, timeout=int(settings.RAG_RERANK_CACHE_SECONDS))
+        caches["rerank"].set(key, scores, timeout=int(settings.RAG_RERANK_CACHE_SECONDS))
     except Exception:  # noqa: BLE001
         log.warning("rerank cache unavailable", exc_info=True)

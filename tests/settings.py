@@ -22,3 +22,8 @@ os.environ.pop("SCW_SECRET_KEY", None)
 os.environ.pop("SCW_PROJECT_ID", None)
 
 from rag_project.settings import *  # noqa: E402,F403
+
+# Rerank scores go to the cache every test's transaction rolls back (the database cache; Redis on the
+# production path), not the process memory of production's default: a search one test made must not be
+# answered from the cache in another.
+CACHES["rerank"] = CACHES["default"]  # noqa: F405

@@ -43,6 +43,8 @@ print(json.dumps({
     "RERANK_MODEL": settings.GENAPI_RERANK_MODEL,
     "TOP_K": settings.RAG_TOP_K,
     "CACHE": settings.CACHES["default"]["BACKEND"],
+    "RERANK_CACHE": settings.CACHES["rerank"]["BACKEND"],
+    "RERANK_CACHE_LOCATION": settings.CACHES["rerank"].get("LOCATION"),
     "SSL_REDIRECT": getattr(settings, "SECURE_SSL_REDIRECT", None),
     "SECURE_COOKIES": settings.SESSION_COOKIE_SECURE,
     "GENAPI_BASE_URL": __import__("os").environ.get("GENAPI_BASE_URL"),
@@ -140,6 +142,9 @@ def test_production_settings_from_environment(tmp_path):
     assert settings["EMBEDDED"] == ""  # no embedded server started when DATABASE_URL is set
     assert settings["BROKER"] == "redis://redis.example.com:6379/0"
     assert settings["CACHE"] == "django.core.cache.backends.redis.RedisCache"
+    # the rerank cache follows Redis when one is configured
+    assert settings["RERANK_CACHE"] == "django.core.cache.backends.redis.RedisCache"
+    assert "redis.example.com:6379/1" in str(settings["RERANK_CACHE_LOCATION"])
     assert settings["EMBEDDING_MODEL"] == "qwen3-embedding-8b"
     assert settings["SSL_REDIRECT"] is True and settings["SECURE_COOKIES"] is True
 
@@ -163,6 +168,8 @@ def test_empty_values_mean_the_default(tmp_path):
     assert settings["TOP_K"] == 8
     assert settings["RERANK_MODEL"] == "qwen3-embedding-8b"
     assert settings["CACHE"] == "django.core.cache.backends.db.DatabaseCache"
+    # rerank scores stay off the database cache (a write per search): process memory instead
+    assert settings["RERANK_CACHE"] == "django.core.cache.backends.locmem.LocMemCache"
 
 
 def test_embedded_defaults_without_database_or_broker_url():

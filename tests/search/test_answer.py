@@ -341,3 +341,14 @@ def test_a_marker_still_arriving_is_recognised_in_linear_time():
     assert CitationFilter(3).feed(make(8) + "x") == make(8) + "x"
     # Both sizes stay within the 40 characters a marker may take (longer ones are text without a look).
     assert _growth(lambda t: CitationFilter(3).feed(t + "x"), make, small=8) < 10
+
+
+def test_the_rewrite_and_the_reranker_share_one_tokeniser():
+    from search.rerank import query_terms
+    from search.terms import term_key
+
+    question = "Don't the rotation keys rotate weekly, and why do rotating keys expire?"
+    assert key_terms(question) == ["don't", "rotation", "keys", "rotate", "weekly", "rotating", "expire"]
+    # the reranker's terms are the same words, stemmed for matching inside passages
+    assert query_terms(question) == ["don't", "rotat", "keys", "weekl", "expir"]
+    assert query_terms(question) == list(dict.fromkeys(term_key(w) for w in key_terms(question)))

@@ -305,8 +305,9 @@ def test_rerank_tokens_stay_within_the_budget_however_long_the_passages(kb, spac
         slug = f"long-{repeat}"
         DocumentFactory(
             collection=CollectionFactory(slug=slug, is_public=True),
-            passages=[filler * repeat + f"Hardware tokens for {slug} are rotated yearly." + filler * repeat
-                      for _ in range(8)],
+            # distinct passages: identical windows are not sent (nothing to reorder)
+            passages=[filler * repeat + f"Hardware tokens for {slug} are rotated, rule {i}." + filler * repeat
+                      for i in range(8)],
             space=space,
         )  # fmt: skip
         body = {"query": f"hardware tokens {slug} rotated", "collections": [slug]}

@@ -162,7 +162,9 @@ class Command(BaseCommand):
             latencies.append(time.perf_counter() - t0)
             if result.reranked and not result.rerank_cached:
                 rerank_tokens.append(result.rerank_tokens)
-            ranked = passages_to_documents((p.document_id, p.score) for p in result.passages)
+            # The service's order is the answer (after a rerank, scores of reranked and fused passages are
+            # on different scales), so documents are ranked by their best passage's position.
+            ranked = passages_to_documents((p.document_id, -i) for i, p in enumerate(result.passages))
             if ids is None:
                 run[query_id] = [str(d) for d, _ in ranked]
             else:
