@@ -179,6 +179,13 @@ RAG_ANSWER_LINK_HOSTS = [
     host.strip() for host in env.list("RAG_ANSWER_LINK_HOSTS", default=[]) if host.strip()
 ]
 
+# Citation check after each answer (search/citation_check.py): "lexical" (default, free), "model" (the
+# chat model judges, lexical as the fallback) or "off". The threshold was tuned on SciFact's train claims
+# (BENCHMARKS.md, "Checked citations"); with DROP on, unsupported markers leave the answer.
+RAG_CITATION_CHECK = env.str("RAG_CITATION_CHECK", default="lexical")
+RAG_CITATION_THRESHOLD = env.float("RAG_CITATION_THRESHOLD", default=0.33)
+RAG_CITATION_DROP_UNSUPPORTED = env.bool("RAG_CITATION_DROP_UNSUPPORTED", default=False)
+
 # --- Ingestion and retrieval knobs -------------------------------------------------------------
 RAG_MAX_UPLOAD_BYTES = env.int("RAG_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 RAG_CHUNK_TOKENS = env.int("RAG_CHUNK_TOKENS", default=400)

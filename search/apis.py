@@ -164,6 +164,25 @@ class CitationSerializer(serializers.Serializer):
     char_end = serializers.IntegerField()
     snippet = serializers.CharField()
     url = serializers.CharField()
+    supported = serializers.BooleanField(
+        allow_null=True,
+        help_text="False when a sentence citing this passage is not supported by it (the citation check); "
+        "null when the check is off.",
+    )
+    score = serializers.FloatField(
+        allow_null=True, help_text="The lowest support score (0-1) of the sentences citing this passage."
+    )
+
+
+@extend_schema_serializer(component_name="CitationCheck")
+class CitationCheckSerializer(serializers.Serializer):
+    n = serializers.IntegerField(help_text="The cited passage's number.")
+    marker = serializers.IntegerField(help_text="Which marker of the answer (0-based, in order).")
+    claim = serializers.CharField(help_text="The words the marker cites for (its clause or sentence).")
+    score = serializers.FloatField(help_text="Support score, 0-1 (1.0 or 0.0 when the model judged).")
+    supported = serializers.BooleanField()
+    method = serializers.ChoiceField(choices=["lexical", "model"])
+    dropped = serializers.BooleanField(help_text="Removed from the answer (RAG_CITATION_DROP_UNSUPPORTED).")
 
 
 @extend_schema_serializer(component_name="Error")
@@ -346,6 +365,9 @@ class AskApi(APIView):
         )
         answer = serializers.CharField(help_text="The answer; [n] cites passages[n-1].")
         citations = CitationSerializer(many=True, help_text="Only the passages the answer cites.")
+        citation_checks = CitationCheckSerializer(
+            many=True, help_text="Each marker checked against the passage it cites."
+        )
         passages = NumberedPassageSerializer(
             many=True, help_text="The numbered passages the model was given."
         )
@@ -371,8 +393,9 @@ class AskApi(APIView):
         summary="Answer a question with citations",
         description="Retrieves passages like /api/search and answers from them only, citing [n]. With "
         '`"stream": true` or `Accept: text/event-stream` the answer arrives as server-sent events: '
-        "`sources`, `delta` ({text}), `citations`, `usage`, `done` (with `query_id`), or `error` ({code, "
-        "message}) if something fails after the stream started. With `conversation_id` a `turn` event "
+        "`sources`, `delta` ({text}), `citations` ({citations, checks}: each marker checked against its "
+        "passage), `usage`, `done` (the checked `answer`, with `query_id`), or `error` ({code, message}) "
+        "if something fails after the stream started. With `conversation_id` a `turn` event "
         "({id, conversation_id}) comes first.",
         request=InputSerializer,
         responses={

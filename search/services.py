@@ -22,6 +22,7 @@ from search.answer import (
     completion_stream,
     prompt_build,
 )
+from search.citation_check import citations_check
 from search.citations import CitationFilter, citations_build, citations_parse
 from search.models import QueryLog
 from search.rewrite import Rewrite, query_rewrite
@@ -243,9 +244,12 @@ def answer_compose(
             with timings.stage("answer"):
                 text, usage, model = completion_create(api, instructions, messages)
             cleaned, citations = citations_parse(text, passages)
+            with timings.stage("check"):
+                cleaned, citations, checks = citations_check(cleaned, passages, citations)
             answer = Answer(
                 text=cleaned, citations=citations, passages=passages, model=model, api=api, usage=usage,
                 reranked=retrieval.reranked, search_query=search_query,
+                citation_checks=[c.as_dict() for c in checks],
             )  # fmt: skip
     except Exception as exc:
         query_log_record(
@@ -278,10 +282,12 @@ def answer_stream(
     channel: str = "api",
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """`answer_compose` as a stream of (event, data): "sources" {passages, reranked, search_query}, "delta"
-    {text} (markers already cleaned, split markers handled), "citations" {citations}, "usage"
-    {input_tokens, output_tokens}, "done" {answer, model, api, reranked, took_ms, found}. Any failure after
-    the first event is one final "error" {code, message}; the QueryLog row is written in every case,
-    also when the consumer stops early."""
+    {text} (markers already cleaned, split markers handled), "citations" {citations, checks} (after the
+    citation check: each citation's `supported` and `score`, one check per marker and passage), "usage"
+    {input_tokens, output_tokens}, "done" {answer, model, api, reranked, took_ms, found}; `answer` is the
+    checked text (without the unsupported markers when RAG_CITATION_DROP_UNSUPPORTED is on). Any failure
+    after the first event is one final "error" {code, message}; the QueryLog row is written in every
+    case, also when the consumer stops early."""
     started = time.perf_counter()
     timings = Timings()
     api = _api_choose(api)
@@ -315,7 +321,7 @@ def answer_stream(
         )
         if not passages:
             yield "delta", {"text": NOTHING_FOUND}
-            yield "citations", {"citations": []}
+            yield "citations", {"citations": [], "checks": []}
             yield "usage", {"input_tokens": 0, "output_tokens": 0}
             state["error"] = ""
             yield "done", _done(NOTHING_FOUND, "", api, retrieval, started, timings, query_id, found=False)
@@ -340,13 +346,19 @@ def answer_stream(
         if tail:
             text_parts.append(tail)
             yield "delta", {"text": tail}
-        citations = citations_build(flt.cited, passages)
+        with timings.stage("check"):
+            text, citations, checks = citations_check(
+                "".join(text_parts), passages, citations_build(flt.cited, passages)
+            )
         state["cited"] = [c.chunk_id for c in citations]
-        yield "citations", {"citations": [c.as_dict() for c in citations]}
+        yield (
+            "citations",
+            {"citations": [c.as_dict() for c in citations], "checks": [c.as_dict() for c in checks]},
+        )
         usage = {"input_tokens": 0, "output_tokens": 0, **state["usage"]}
         yield "usage", usage
         state["error"] = ""
-        text = "".join(text_parts)
+        # With unsupported citations dropped, `answer` differs from the deltas: it is the final text.
         yield "done", _done(text, state["model"], api, retrieval, started, timings, query_id, found=True)
     except GeneratorExit:
         raise

@@ -96,6 +96,10 @@ class Citation:
     char_end: int
     snippet: str
     url: str
+    # Set by the citation check (search/citation_check.py): whether every sentence citing this passage is
+    # supported by it, and the lowest support score; None when the check is off.
+    supported: bool | None = None
+    score: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,11 +184,14 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     rerank_tokens: int = 0
     rewrite_method: str = "none"
+    # One per (marker, cited passage): search.citation_check.CitationCheck.as_dict() rows.
+    citation_checks: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "query_id": self.query_log_id,
             "answer": self.text,
+            "citation_checks": [dict(c) for c in self.citation_checks],
             "citations": [c.as_dict() for c in self.citations],
             "passages": [p.as_dict() for p in self.passages],
             "model": self.model,

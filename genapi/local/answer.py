@@ -195,12 +195,35 @@ def rewrite_for(messages: list[dict[str, Any]]) -> str | None:
     return " ".join([question.rstrip("?"), *extra[:8]]).strip()
 
 
+_CHECK_ITEM_RE = re.compile(r"^Item (\d+)\nCLAIM: (.*)\nPASSAGE: (.*)$", re.MULTILINE)
+
+
+def verdicts_for(text: str) -> str | None:
+    """A citation-check request ("Item k / CLAIM: ... / PASSAGE: ..." blocks) gets "k: yes|no" lines:
+    yes when the passage holds at least 60% of the claim's words. None for any other message."""
+    items = _CHECK_ITEM_RE.findall(text)
+    if not items:
+        return None
+    lines = []
+    for number, claim, passage in items:
+        claim_terms, passage_terms = set(terms(claim)), set(terms(passage))
+        share = len(claim_terms & passage_terms) / len(claim_terms) if claim_terms else 1.0
+        lines.append(f"{number}: {'yes' if share >= 0.6 else 'no'}")
+    return "\n".join(lines)
+
+
 def answer_for(
     messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
 ) -> tuple[str, list[int]]:
     rewritten = rewrite_for(messages)
     if rewritten is not None:
         return rewritten, []
+    last_user = next(
+        (content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    verdicts = verdicts_for(last_user)
+    if verdicts is not None:
+        return verdicts, []
     question, sources = extract_question_and_sources(messages)
     text, cited = compose(question, sources)
     fmt = (response_format or {}).get("type")

@@ -163,7 +163,10 @@ def test_ask_json(kb, client, genapi, api):
     planted = kb["keys"].chunks.get(ordinal=1)
     citation = next(c for c in body["citations"] if c["chunk_id"] == planted.pk)
     assert set(citation) == {"n", "document_id", "chunk_id", "title", "page", "char_start", "char_end",
-                             "snippet", "url"}  # fmt: skip
+                             "snippet", "url", "supported", "score"}  # fmt: skip
+    # The stand-in quotes the passages it cites: the citation check finds each one supported.
+    assert all(c["supported"] is True and c["score"] >= 0.9 for c in body["citations"]), body["citations"]
+    assert {c["n"] for c in body["citation_checks"]} == {c["n"] for c in body["citations"]}
     assert (citation["char_start"], citation["char_end"]) == (planted.char_start, planted.char_end)
     assert body["passages"][citation["n"] - 1]["chunk_id"] == planted.pk
     assert body["passages"][citation["n"] - 1]["n"] == citation["n"]
@@ -191,6 +194,10 @@ def test_ask_streams_server_sent_events(kb, client, genapi, how):
     assert events[-1][1]["answer"] == text
     planted = kb["keys"].chunks.get(ordinal=1)
     assert planted.pk in {c["chunk_id"] for c in events[-3][1]["citations"]}
+    assert all(c["supported"] is True for c in events[-3][1]["citations"])
+    assert [c["supported"] for c in events[-3][1]["checks"]] and all(
+        c["supported"] for c in events[-3][1]["checks"]
+    )
 
 
 def test_ask_stream_provider_error_is_an_error_event(kb, client, genapi):

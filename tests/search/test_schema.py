@@ -37,7 +37,9 @@ def test_openapi_schema_validates_and_documents_search(tmp_path, capsys):
     assert props["top_k"]["maximum"] == 100 and props["top_k"]["minimum"] == 1
     assert set(schema["components"]["schemas"]["Citation"]["required"]) == {
         "n", "document_id", "chunk_id", "title", "page", "char_start", "char_end", "snippet", "url",
+        "supported", "score",
     }  # fmt: skip
+    assert "citation_checks" in schema["components"]["schemas"]["AskResponse"]["required"]
 
 
 @pytest.mark.slow

@@ -3,9 +3,9 @@
  * and shows the answer (answer.js), the numbered passages (results.js), a cited passage in place
  * (panel.js) and thumbs up/down (feedback.js). Every payload is read as the API schema documents it
  * (/api/schema/ and search.services.answer_stream): `turn`, `sources` {passages, search_query,
- * rewrite_method}, `delta` {text}, `citations`, `usage`, `done` {found, query_id}, or `error`
- * {code, message}; HTTP errors are {error: {code, message}}. */
-import { answerAppend } from "./answer.js";
+ * rewrite_method}, `delta` {text}, `citations` {citations, checks}, `usage`, `done` {answer, found,
+ * query_id}, or `error` {code, message}; HTTP errors are {error: {code, message}}. */
+import { answerAppend, answerChecksApply } from "./answer.js";
 import { conversationListRender, conversationsCreate, rewriteNote, turnRender } from "./conversation.js";
 import { eventsRead } from "./events.js";
 import { feedbackCreate } from "./feedback.js";
@@ -21,6 +21,7 @@ const messageEl = document.getElementById("message");
 const noCollections = document.getElementById("no-collections");
 const answerSection = document.getElementById("answer-section");
 const answerEl = document.getElementById("answer");
+const checkNote = document.getElementById("citation-check");
 const resultsSection = document.getElementById("results-section");
 const resultsEl = document.getElementById("results");
 const rewriteEl = document.getElementById("rewrite");
@@ -48,7 +49,7 @@ let state = stateFresh();
 function stateFresh() {
   return {
     controller: null, passages: new Map(), searchQuery: "", rewriteMethod: "none", found: true, finished: false,
-    failed: false, question: "", text: "", citations: [],
+    failed: false, question: "", text: "", citations: [], dropped: false,
   };
 }
 
@@ -74,12 +75,27 @@ function eventHandle({ name, data }) {
       answerEl.dataset.deltas = String(Number(answerEl.dataset.deltas) + 1);
       answerSection.hidden = false;
       break;
-    case "citations":
+    case "citations": {
       state.citations = data.citations;
+      const checks = data.checks || [];
+      state.dropped = checks.some((check) => check.dropped);
+      const flagged = answerChecksApply(answerEl, checks);
+      checkNote.textContent = flagged
+        ? flagged + (flagged === 1 ? " citation" : " citations") + " may not support the sentence citing it (marked)."
+        : "";
+      checkNote.hidden = !flagged;
       break;
+    }
     case "done":
       state.finished = true;
       state.found = data.found;
+      if (state.dropped) {
+        // Unsupported citations were dropped: show (and keep in the thread) the final text.
+        state.text = data.answer;
+        answerEl.replaceChildren();
+        answerEl.dataset.markers = "0";
+        answerAppend(answerEl, data.answer, state.passages);
+      }
       feedback.offer(data.query_id, [...state.passages.values()]);
       break;
     case "error":
@@ -111,6 +127,9 @@ function reset() {
   panel.reset();
   answerEl.replaceChildren();
   answerEl.dataset.deltas = "0";
+  answerEl.dataset.markers = "0";
+  checkNote.textContent = "";
+  checkNote.hidden = true;
   answerSection.hidden = true;
   resultsEl.replaceChildren();
   resultsSection.hidden = true;
