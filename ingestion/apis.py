@@ -150,6 +150,8 @@ class DocumentOutputSerializer(serializers.ModelSerializer):
             "chunks_total",
             "chunks_embedded",
             "chunk_count",
+            "embedding_tokens",
+            "job",
             "has_file",
             "created_at",
             "updated_at",
@@ -257,6 +259,7 @@ class DocumentListCreateApi(APIView):
             allow_blank=True,
             error_messages={"invalid_choice": f"One of {', '.join(Document.Status.values)}."},
         )
+        job = serializers.IntegerField(required=False, min_value=1, help_text="Ingest job id")
 
     @extend_schema(
         summary="Documents the caller may read",
@@ -272,7 +275,11 @@ class DocumentListCreateApi(APIView):
         # Naming a collection the caller cannot read is a 403, never an empty list that hints at it.
         collection = collection_get_readable_or_403(slug, request.user, api_key) if slug else None
         documents = document_list(
-            request.user, api_key, collection=collection, status=filters.validated_data.get("status") or None
+            request.user,
+            api_key,
+            collection=collection,
+            status=filters.validated_data.get("status") or None,
+            job_id=filters.validated_data.get("job"),
         )
         return _paginate(request, self, documents, DocumentOutputSerializer)
 

@@ -182,15 +182,23 @@ def collection_list(user, api_key: ApiKey | None = None) -> QuerySet[Collection]
 
 
 def document_list(
-    user, api_key: ApiKey | None = None, *, collection: Collection | None = None, status: str | None = None
+    user,
+    api_key: ApiKey | None = None,
+    *,
+    collection: Collection | None = None,
+    status: str | None = None,
+    job_id: int | None = None,
 ) -> QuerySet[Document]:
     """Readable documents, newest first, without their text; `collection` comes from
-    `collection_get_readable_or_403` (naming an unreadable one is a 403, never an empty list)."""
+    `collection_get_readable_or_403` (naming an unreadable one is a 403, never an empty list). A job's
+    documents are those of it the caller may read (a job has one collection, so all or none)."""
     documents = documents_readable(user, api_key)
     if collection is not None:
         documents = documents.filter(collection=collection)
     if status:
         documents = documents.filter(status=status)
+    if job_id is not None:
+        documents = documents.filter(job_id=job_id)
     return documents.select_related("collection").defer("text").order_by("-created_at", "-id")
 
 

@@ -212,6 +212,7 @@ class IngestReport:
     skipped: int = 0
     ready: int = 0
     failed: int = 0
+    cancelled: int = 0
     chunks: int = 0
     how: str = ""
     beir_ids: dict[int, str] = field(default_factory=dict, repr=False)  # Document.pk -> BEIR _id
@@ -349,6 +350,7 @@ def beir_ingest(
     counts = _status_counts(collection.pk)
     report.ready = counts.get("ready", 0)
     report.failed = counts.get("failed", 0)
+    report.cancelled = counts.get("cancelled", 0)
     report.chunks = Chunk.objects.filter(document__collection=collection).count()
     for pk, beir_id in Document.objects.filter(
         collection=collection, metadata__has_key="beir_id"

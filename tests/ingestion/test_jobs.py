@@ -164,6 +164,8 @@ def test_cancel_one_document(people, genapi):
     embedding_space_get_or_create_active()
     writer = client_for(people["writer"], scopes=["ingest"])
     ids = [d["id"] for d in bulk(writer, "kb", ["Heaters warm.", "Chillers cool."]).json()["documents"]]
+    detail = writer.get(f"/api/documents/{ids[0]}").json()
+    assert detail["job"] == Document.objects.get(pk=ids[0]).job_id and detail["embedding_tokens"] == 0
     response = writer.post(f"/api/documents/{ids[0]}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert "Cancelled by writer" in response.json()["error"]
@@ -174,6 +176,16 @@ def test_cancel_one_document(people, genapi):
     # The new state is one the list filter takes.
     listed = writer.get("/api/documents", {"status": "cancelled"}).json()
     assert [d["id"] for d in listed["results"]] == [ids[0]]
+    job_id = Document.objects.get(pk=ids[0]).job_id
+    of_job = writer.get("/api/documents", {"job": job_id, "status": "ready"}).json()
+    assert [d["id"] for d in of_job["results"]] == [ids[1]]
+    # A job of a collection the caller cannot read lists nothing.
+    assert (
+        client_for(people["outsider"], scopes=["ingest"])
+        .get("/api/documents", {"job": job_id})
+        .json()["count"]
+        == 0
+    )
 
 
 def test_who_may_see_and_cancel_jobs(people):

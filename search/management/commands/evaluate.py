@@ -99,6 +99,9 @@ class Command(BaseCommand):
         )
         if report.failed:
             out.write(self.style.WARNING(f"{report.failed} documents failed; they cannot be retrieved"))
+        if report.cancelled:
+            # Someone stopped them (an ingest job or document cancelled); re-ingest them to score them.
+            out.write(self.style.WARNING(f"{report.cancelled} documents cancelled; they cannot be retrieved"))
 
         run, latencies, rerank_tokens, errors = self._run(
             dataset.queries, lambda _query_id: [report.collection_id], report.beir_ids, opts
