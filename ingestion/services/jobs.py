@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from ingestion.models import PENDING_STATES, Collection, Document, IngestJob
@@ -46,9 +46,32 @@ def ingest_job_bulk_create(
     return job, stored
 
 
+# A cancel that PostgreSQL picked as a deadlock's victim is tried again this many times.
+DEADLOCK_ATTEMPTS = 3
+
+
+def _deadlocked(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) == "40P01"  # deadlock_detected
+
+
 def documents_cancel(document_ids: Iterable[int], *, reason: str) -> list[int]:
     """Cancel those of the documents still queued or processing; their passages and vectors go with it.
-    Returns the ids cancelled."""
+    Returns the ids cancelled.
+
+    Other writers lock the same rows in their own order (a worker's progress update, the lease heartbeat),
+    so PostgreSQL may break a deadlock by failing this transaction: it is then simply tried again (inside
+    a caller's transaction this is a savepoint, rolled back alone)."""
+    document_ids = list(document_ids)
+    for attempt in range(DEADLOCK_ATTEMPTS):
+        try:
+            return _documents_cancel_once(document_ids, reason)
+        except OperationalError as exc:
+            if not _deadlocked(exc) or attempt == DEADLOCK_ATTEMPTS - 1:
+                raise
+    return []
+
+
+def _documents_cancel_once(document_ids: list[int], reason: str) -> list[int]:
     now = timezone.now()
     with transaction.atomic():
         # The rows are locked in the model's default order, the order the worker's final write locks them

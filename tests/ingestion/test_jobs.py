@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from rest_framework.test import APIClient
 
 from genapi.limiter import estimate_tokens
@@ -318,3 +318,54 @@ def test_ingest_command_makes_a_job_and_ctrl_c_cancels_it(people, tmp_path, monk
         and f"job {job.pk}: /api/ingest-jobs/{job.pk}" in out.getvalue()
     )
     assert ingest_job_progress(job).counts["cancelled"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_chosen_as_a_deadlock_victim_is_tried_again(monkeypatch):
+    """Another writer (a worker's progress update, the lease heartbeat) locks the same rows in another
+    order: PostgreSQL breaks the deadlock by failing one side; when that is the cancel, it runs again."""
+    from ingestion.services import jobs
+
+    job, documents = ingest_job_bulk_create(
+        collection=CollectionFactory(slug="locks"),
+        documents=[{"text": "Alpha pump."}, {"text": "Beta pump."}],
+    )
+    first, second = sorted(d.pk for d in documents)  # the cancel locks the newest first: second, then first
+    attempts = []
+    once = jobs._documents_cancel_once
+    monkeypatch.setattr(jobs, "_documents_cancel_once", lambda *a: attempts.append(1) or once(*a))
+
+    def other_writer() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL deadlock_timeout = '30s'")  # the cancel's check runs first
+                cursor.execute("UPDATE ingestion_document SET updated_at = now() WHERE id = %s", [first])
+                locked.set()
+                wait_for(
+                    lambda: waiting_on_a_lock(cursor), timeout=30, interval=0.01, message="the cancel waits"
+                )
+                cursor.execute("UPDATE ingestion_document SET updated_at = now() WHERE id = %s", [second])
+        finally:
+            connections.close_all()
+
+    def waiting_on_a_lock(cursor) -> bool:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks "
+            "WHERE NOT granted AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+        )
+        return cursor.fetchone()[0] > 0
+
+    locked = threading.Event()
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    try:
+        assert locked.wait(30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET deadlock_timeout = '2s'")
+        assert ingest_job_cancel(job) == 2
+    finally:
+        thread.join(timeout=60)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET deadlock_timeout")
+    assert len(attempts) == 2
+    assert set(Document.objects.filter(job=job).values_list("status", flat=True)) == {"cancelled"}
