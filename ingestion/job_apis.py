@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -142,7 +142,7 @@ class IngestJobCancelApi(APIView):
         "passages (none of it is searchable); finished documents stay as they are. Cancelling a cancelled "
         "job again changes nothing; a finished job is a 409.",
         request=None,
-        responses={200: IngestJobOutputSerializer},
+        responses={200: IngestJobOutputSerializer, 409: OpenApiResponse(description="The job has finished.")},
     )
     def post(self, request, job_id: int):
         api_key = request_api_key(request)
@@ -167,7 +167,10 @@ class DocumentCancelApi(APIView):
         "again changes nothing; a ready or failed document is a 409. Re-ingest or upload it again to "
         "queue it anew.",
         request=None,
-        responses={200: DocumentOutputSerializer},
+        responses={
+            200: DocumentOutputSerializer,
+            409: OpenApiResponse(description="The document is ready or failed."),
+        },
     )
     def post(self, request, document_id: int):
         document = _writable_document(request, document_id)
