@@ -1,5 +1,5 @@
 """Benchmark corpora: SciFact through the real ingestion code, topped up with generated filler passages
-inserted directly with bulk SQL (COPY), their vectors from the stand-in's hash embedder.
+inserted directly with bulk SQL (COPY), their vectors from the stand-in's hash embedder (word features only).
 
 Filler passages are drawn from SciFact's own vocabulary (word frequencies as in the corpus), so full-text
 and vector searches meet realistic posting lists and neighbours rather than empty noise.
@@ -59,28 +59,73 @@ def generated_documents(dataset: str, count: int, *, seed: int = 11):
         yield f"gen-{n}", title, f"{title}\n\n{body}"
 
 
-GIN_REBUILD_FROM = 20_000  # filler loads at least this large drop and rebuild the passages' GIN indexes
+BULK_FROM = 20_000  # filler loads at least this large drop the indexes and rebuild them after
+BULK_TABLES = ("ingestion_chunk", "ingestion_chunkembedding", "search_posting")
 
 
-def _gin_indexes_drop() -> list[str]:
-    """Drop the GIN indexes of ingestion_chunk; return their CREATE INDEX statements."""
+PENDING_TABLE = "bench_index_pending"
+
+
+def _secondary_indexes_drop(tables: tuple[str, ...] = BULK_TABLES) -> list[str]:
+    """Drop every index of `tables` but the primary keys of the passage tables (their ids arrive in order,
+    cheap to maintain) and return the statements that recreate them as they were, read back from the
+    catalogue. Constraints (unique, the postings' primary key) are dropped and re-added as constraints.
+
+    The statements are also kept in a table of the database until `_secondary_indexes_restore` has run
+    them: a load that is killed midway leaves them there, and the next load restores them."""
     from django.db import connection
 
     with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (id serial PRIMARY KEY, statement text)")
         cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND tablename = 'ingestion_chunk' AND indexdef ILIKE '%% USING gin %%'"
+            """
+            SELECT t.relname, i.relname, pg_get_indexdef(i.oid), c.conname, pg_get_constraintdef(c.oid)
+            FROM pg_index x
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_class t ON t.oid = x.indrelid
+            LEFT JOIN pg_constraint c ON c.conindid = i.oid AND c.conrelid = t.oid
+            WHERE t.relname = ANY(%s) AND t.relnamespace = current_schema()::regnamespace
+              AND NOT (x.indisprimary AND t.relname <> 'search_posting')
+            """,
+            [list(tables)],
         )
-        rows = cursor.fetchall()
-        for name, _ in rows:
-            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
-    return [definition for _, definition in rows]
+        for table, index, indexdef, constraint, constraintdef in cursor.fetchall():
+            if constraint:
+                statement = f'ALTER TABLE "{table}" ADD CONSTRAINT "{constraint}" {constraintdef}'
+                drop = f'ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}"'
+            else:
+                statement, drop = indexdef, f'DROP INDEX IF EXISTS "{index}"'
+            cursor.execute(f"INSERT INTO {PENDING_TABLE} (statement) VALUES (%s)", [statement])
+            cursor.execute(drop)
+        cursor.execute(f"SELECT statement FROM {PENDING_TABLE} ORDER BY id")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def _secondary_indexes_restore(statements: list[str], log=print) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for statement in statements:
+            t = time.perf_counter()
+            cursor.execute(statement)
+            cursor.execute(f"DELETE FROM {PENDING_TABLE} WHERE statement = %s", [statement])
+            log(f"  {statement[:90]} ... {time.perf_counter() - t:.0f} s")
+        cursor.execute(f"DROP TABLE IF EXISTS {PENDING_TABLE}")
 
 
 def passages_count() -> int:
     from ingestion.models import Chunk
 
     return Chunk.objects.count()
+
+
+def _bulk_session(cursor) -> None:
+    """Session settings for the index builds and the postings rebuild: 1,000,000 x 384-d halfvec make a
+    ~1.5 GB graph that must fit in memory, and sorts of tens of millions of postings should not spill."""
+    cursor.execute("SET maintenance_work_mem = '4GB'")
+    cursor.execute("SET max_parallel_maintenance_workers = 2")
+    cursor.execute("SET work_mem = '512MB'")
+    cursor.execute("SET jit = off")
 
 
 def filler_top_up(
@@ -94,11 +139,16 @@ def filler_top_up(
     workers: int = 1,
 ) -> int:
     """Insert filler passages until the database holds `target` passages in all. Returns how many were added;
-    `timings`, when given, receives `insert_s`, `index_build_s` (every index rebuilt, and ANALYZE) and
-    `hnsw_build_s`. With `workers` > 1, that many processes insert disjoint shares at once.
+    `timings`, when given, receives `insert_s`, `postings_s` (folding the lexeme statistics' delta log),
+    `index_build_s` (every index rebuilt, VACUUM and ANALYZE) and `hnsw_build_s` (its share of that). With
+    `workers` > 1, that many processes insert disjoint shares at once.
 
-    The active space's HNSW index is dropped for the load and rebuilt afterwards by the ingestion service
-    (one build is far faster than maintaining the graph row by row); the end state is the same index.
+    A bulk load (`BULK_FROM` passages or more) runs without the passages' secondary indexes, the space's
+    HNSW index and the postings' indexes: maintaining them row by row costs far more than one build at the
+    end. The postings triggers stay on (each COPY of 5,000 passages adds their postings set-based, inside
+    the loading workers, so the two cores share that work; a separate `search_postings_rebuild()` after the
+    load ran in one session: 44 s for 30,000 passages under load 14). Every index is then recreated from its
+    own definition (the HNSW by the ingestion service), so the end state is the one ingestion keeps.
     """
     from django.db import connection
 
@@ -108,6 +158,7 @@ def filler_top_up(
         embedding_space_index_create,
         embedding_space_index_drop,
     )
+    from search.fulltext import lexeme_stats_compact
 
     have = passages_count()
     missing = target - have
@@ -118,11 +169,10 @@ def filler_top_up(
         slug=FILLER_SLUG, defaults={"name": "Benchmark filler", "description": "Generated passages."}
     )
     started = time.perf_counter()
-    log(f"filler: adding {missing:,} passages ({have:,} present), vectors from the hash embedder")
+    log(f"filler: adding {missing:,} passages ({have:,} present), vectors: hash embedder, word features")
     embedding_space_index_drop(space)
-    # Likewise the passages' GIN indexes (full text): maintaining them row by row costs far more than one
-    # build at the end. Their definitions are read back from the catalogue and recreated as they were.
-    gin_indexes = _gin_indexes_drop() if missing >= GIN_REBUILD_FROM else []
+    bulk = missing >= BULK_FROM
+    indexes = _secondary_indexes_drop() if bulk else []
     try:
         workers = max(1, min(int(workers), missing // batch))
         if workers == 1:
@@ -141,29 +191,33 @@ def filler_top_up(
                 raise RuntimeError(f"filler workers failed: {failed}")
     finally:
         insert_s = time.perf_counter() - started
+        log(f"  inserted in {insert_s:.0f} s")
         with connection.cursor() as cursor:
-            # 1,000,000 x 384-d halfvec make a ~1.5 GB graph: it must fit in memory, or the build crawls.
-            cursor.execute("SET maintenance_work_mem = '4GB'")
-            cursor.execute("SET max_parallel_maintenance_workers = 2")
+            _bulk_session(cursor)
         t0 = time.perf_counter()
-        with connection.cursor() as cursor:
-            for definition in gin_indexes:
-                cursor.execute(definition)
+        lexeme_stats_compact()
+        postings_s = time.perf_counter() - t0
+        log(f"  lexeme statistics folded in {postings_s:.0f} s")
+        t0 = time.perf_counter()
+        if bulk:
+            _secondary_indexes_restore(indexes, log=log)
         _model_indexes_ensure()
         t1 = time.perf_counter()
         embedding_space_index_create(space)
         hnsw_s = time.perf_counter() - t1
+        log(f"  HNSW built in {hnsw_s:.0f} s")
         with connection.cursor() as cursor:
-            cursor.execute("RESET maintenance_work_mem")
-            cursor.execute("RESET max_parallel_maintenance_workers")
-            cursor.execute("ANALYZE ingestion_chunkembedding")
-            cursor.execute("ANALYZE ingestion_chunk")
-            cursor.execute("ANALYZE ingestion_document")
+            cursor.execute("RESET ALL")
+            # VACUUM, not only ANALYZE: the visibility map lets the postings' and vectors' index-only scans
+            # skip the heap (freshly loaded pages are not all-visible until vacuumed).
+            for table in (*BULK_TABLES, "ingestion_document"):
+                cursor.execute(f"VACUUM (ANALYZE) {table}")
         index_build_s = time.perf_counter() - t0
-        log(f"  indexes rebuilt and analysed in {index_build_s:.0f} s (HNSW {hnsw_s:.0f} s)")
+        log(f"  indexes rebuilt, vacuumed and analysed in {index_build_s:.0f} s (HNSW {hnsw_s:.0f} s)")
         if timings is not None:
             timings.update(
                 insert_s=round(insert_s, 1),
+                postings_s=round(postings_s, 1),
                 index_build_s=round(index_build_s, 1),
                 hnsw_build_s=round(hnsw_s, 1),
             )
@@ -186,80 +240,117 @@ def _model_indexes_ensure() -> None:
                 editor.add_index(Chunk, index)
 
 
+def _unigram_embedder():
+    """The stand-in's hash embedder without its character n-gram features: each word hashes to one bucket
+    (its stem, signed, sublinear tf, L2-normalised as before). Twenty times fewer features a word, so the
+    filler's vectors stop dominating the load (they are synthetic either way; SciFact's own passages and
+    the queries keep the full embedder)."""
+    from genapi.local.text import STOPWORDS, HashEmbedder, _h, stem
+
+    class UnigramHashEmbedder(HashEmbedder):
+        def _word_features(self, word: str) -> list[tuple[int, float]]:
+            if word in STOPWORDS:
+                return [(_h("w:" + word), 0.15)]
+            return [(_h("w:" + stem(word)), 1.0)]
+
+    return UnigramHashEmbedder()
+
+
+def filler_batch(rng, words, probabilities, embedder, dims: int, n: int) -> tuple[list[str], object]:
+    """`n` passages of 60-140 words drawn by corpus frequency (numpy draws them: `random.choices` per passage
+    took 2.7 s a batch of 5,000, this 0.4 s), and their stand-in hash embeddings as float16."""
+    import numpy as np
+
+    lengths = rng.integers(60, 141, size=n)
+    drawn = rng.choice(len(words), size=int(lengths.sum()), p=probabilities)
+    drawn_words = np.asarray(words, dtype=object)[drawn].tolist()
+    ends, counts = np.cumsum(lengths).tolist(), lengths.tolist()
+    texts = [" ".join(drawn_words[e - k : e]) + "." for e, k in zip(ends, counts, strict=True)]
+    vectors = embedder.embed_array(texts, dims)
+    return texts, vectors.astype(np.float16)
+
+
+def _ids_reserve(cursor, table: str, n: int) -> list[int]:
+    """`n` ids from `table`'s own sequence, in one round trip (workers loading at once never collide)."""
+    cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n])
+    return [int(i) for (i,) in cursor.fetchall()]
+
+
 def filler_insert(
     dataset: str, first: int, count: int, *, batch: int = 5000, seed: int = 7, log=print
 ) -> None:
     """Insert `count` filler passages numbered from `first` (titles, hashes and the random stream follow the
-    numbers, so disjoint ranges can load in parallel)."""
-    from django.db import connection, transaction
+    numbers, so disjoint ranges can load in parallel). Documents, passages and vectors go in with binary
+    COPY (ids reserved from the tables' sequences first), one transaction per batch."""
+    import datetime as dt
 
-    from genapi.local.text import HashEmbedder
+    import numpy as np
+    from django.db import connection, transaction
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+    from psycopg.types.json import Jsonb
+
     from ingestion.models import Chunk, Collection, Document
     from ingestion.services.spaces import embedding_space_get_or_create_active
-    from search.selectors import vector_literal
 
     space = embedding_space_get_or_create_active()
     collection = Collection.objects.get(slug=FILLER_SLUG)
     words, weights = _vocabulary(dataset)
-    # Cumulative weights once: `choices(weights=...)` would re-accumulate 30,000 weights per passage.
-    cum_weights = list(itertools.accumulate(weights))
-    rng = random.Random(seed + first)
-    embedder = HashEmbedder()
+    probabilities = np.asarray(weights, dtype=np.float64) / sum(weights)
+    embedder = _unigram_embedder()
+    rng = np.random.default_rng(seed + first)
+    connection.ensure_connection()
+    register_vector(connection.connection)
+    document_columns = [f.column for f in Document._meta.concrete_fields]
+    chunk_columns = [f.column for f in Chunk._meta.concrete_fields if not f.generated]
     started = time.perf_counter()
-    have, missing, target = first, count, first + count
+    target = first + count
     added = 0
-    while added < missing:
-        n = min(batch, missing - added)
-        texts = [
-            " ".join(rng.choices(words, cum_weights=cum_weights, k=rng.randint(60, 140))) + "."
-            for _ in range(n)
-        ]
-        vectors = embedder.embed_array(texts, space.dimensions)
-        with transaction.atomic():
-            docs = []
-            for d in range(0, n, PASSAGES_PER_FILLER_DOCUMENT):
-                body = "\n\n".join(texts[d : d + PASSAGES_PER_FILLER_DOCUMENT])
-                docs.append(
-                    Document(
-                        collection=collection,
-                        title=f"Filler {have + added + d}",
-                        text="",
-                        mime_type="text/plain",
-                        size_bytes=len(body),
-                        content_sha256=hashlib.sha256(
-                            f"{seed}:{have + added + d}:{body}".encode()
-                        ).hexdigest(),
-                        metadata={"filler": True},
-                        status=Document.Status.READY,
-                        chunks_total=min(PASSAGES_PER_FILLER_DOCUMENT, n - d),
-                        chunks_embedded=min(PASSAGES_PER_FILLER_DOCUMENT, n - d),
-                    )
-                )
-            Document.objects.bulk_create(docs)
-            chunks = []
-            for i, text in enumerate(texts):
-                doc = docs[i // PASSAGES_PER_FILLER_DOCUMENT]
-                chunks.append(
-                    Chunk(
-                        document=doc,
-                        ordinal=i % PASSAGES_PER_FILLER_DOCUMENT,
-                        text=text,
-                        token_count=len(text) // 4,
-                        char_start=0,
-                        char_end=len(text),
-                        content_sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    )
-                )
-            Chunk.objects.bulk_create(chunks, batch_size=2000)
-            with connection.cursor() as cursor:
-                raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper: COPY support
-                with raw.copy(
-                    "COPY ingestion_chunkembedding (chunk_id, space_id, embedding) FROM STDIN"
-                ) as cp:
-                    for chunk, vector in zip(chunks, vectors, strict=True):
-                        cp.write_row((chunk.pk, space.pk, vector_literal(vector)))
+    while added < count:
+        n = min(batch, count - added)
+        texts, vectors = filler_batch(rng, words, probabilities, embedder, space.dimensions, n)
+        now = dt.datetime.now(dt.UTC)
+        with transaction.atomic(), connection.cursor() as cursor:
+            raw = cursor.cursor  # psycopg 3 cursor under Django's wrapper: COPY support
+            n_docs = -(-n // PASSAGES_PER_FILLER_DOCUMENT)
+            doc_ids = _ids_reserve(raw, Document._meta.db_table, n_docs)
+            chunk_ids = _ids_reserve(raw, Chunk._meta.db_table, n)
+            documents = []
+            for j, d in enumerate(range(0, n, PASSAGES_PER_FILLER_DOCUMENT)):
+                part = texts[d : d + PASSAGES_PER_FILLER_DOCUMENT]
+                body = "\n\n".join(part)
+                number = first + added + d
+                documents.append({
+                    "id": doc_ids[j], "collection_id": collection.pk, "title": f"Filler {number}",
+                    "file": "", "text": "", "source_url": "", "mime_type": "text/plain",
+                    "size_bytes": len(body),
+                    "content_sha256": hashlib.sha256(f"{seed}:{number}:{body}".encode()).hexdigest(),
+                    "metadata": Jsonb({"filler": True}), "status": Document.Status.READY.value,
+                    "error": "", "chunks_total": len(part), "chunks_embedded": len(part), "attempts": 0,
+                    "processing_started_at": None, "created_by_id": None, "updated_by_id": None,
+                    "created_at": now, "updated_at": now,
+                })  # fmt: skip
+            with raw.copy(f"COPY ingestion_document ({', '.join(document_columns)}) FROM STDIN") as cp:
+                for row in documents:
+                    cp.write_row([row[c] for c in document_columns])
+            with raw.copy(f"COPY ingestion_chunk ({', '.join(chunk_columns)}) FROM STDIN") as cp:
+                for i, text in enumerate(texts):
+                    row = {
+                        "id": chunk_ids[i], "document_id": doc_ids[i // PASSAGES_PER_FILLER_DOCUMENT],
+                        "ordinal": i % PASSAGES_PER_FILLER_DOCUMENT, "text": text,
+                        "token_count": len(text) // 4, "heading_path": "", "page": None, "char_start": 0,
+                        "char_end": len(text), "content_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                    }  # fmt: skip
+                    cp.write_row([row[c] for c in chunk_columns])
+            # Binary: 384 half floats a row, no text parsing on the server.
+            with raw.copy(
+                "COPY ingestion_chunkembedding (chunk_id, space_id, embedding) FROM STDIN (FORMAT BINARY)"
+            ) as cp:
+                cp.set_types(["int8", "int8", "halfvec"])
+                for chunk_id, vector in zip(chunk_ids, vectors, strict=True):
+                    cp.write_row((chunk_id, space.pk, HalfVector(vector)))
         added += n
-        log(f"  {have + added:,}/{target:,} passages ({time.perf_counter() - started:.0f} s)")
+        log(f"  {first + added:,}/{target:,} passages ({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":  # one share of a parallel filler load (filler_top_up starts these)

@@ -5,9 +5,10 @@ the median of each stage of the service's own `timings` (so a slow figure says w
 
 Each size has its own database (`--data-root DIR` keeps them in DIR/<size>; `--reuse` measures a kept one
 without rebuilding it, reporting the set-up and index build times recorded when it was built). Each size
-runs in a child process: the corpus is prepared, then gunicorn (2 workers x 4 threads) and the stand-in (hash
-embeddings, lexical rerank, no added latency) start on free ports. Queries are SciFact claims (train and
-test); every measured pass uses queries no earlier pass sent, so the rerank cache never flatters a figure.
+runs in a child process: the corpus is prepared, then gunicorn (2 workers x 4 threads by default, DEBUG
+off) and the stand-in (hash embeddings, lexical rerank, no added latency) start on free ports. Queries
+are SciFact claims (train and test); every measured pass uses queries no earlier pass sent, so the rerank
+cache never flatters a figure.
 The table is printed, and with `--plot OUT.png` drawn (latency against corpus size, log scales).
 
     python -m benchmarks.query_latency --data-root /work/bench-data/latency --reuse --plot latency.png
@@ -162,6 +163,7 @@ def corpus_prepare(args, size: int, data_dir: Path | None) -> dict[str, Any]:
         "scifact_collection": scifact_id,
         "scifact_ingest_s": round(scifact_s, 1),
         "filler_insert_s": filler.get("insert_s", 0.0),
+        "postings_s": filler.get("postings_s", 0.0),
         "index_build_s": filler.get("index_build_s", 0.0),
         "hnsw_build_s": filler.get("hnsw_build_s", 0.0),
         "setup_s": round(time.perf_counter() - started, 1),
@@ -284,13 +286,14 @@ def run_one_size(args, size: int) -> dict[str, Any]:
         from benchmarks.corpus import FILLER_SLUG
         from ingestion.models import Collection
 
-        with Stack(web_workers=2) as stack:
+        with Stack(web_workers=args.web_workers, web_threads=args.web_threads) as stack:
             stack.start_standin()
             result["setup"] = corpus_prepare(args, size, data_dir)
             print(f"  [{size:,}] corpus: {json.dumps(result['setup'])}", flush=True)
             if args.prepare_only:
                 return result
             result["vector_plan"] = vector_plan(all_queries(args.dataset)[0])
+            os.environ.update(_web_environment(args))
             stack.start_web()
             _, key = bench_principal(["search", "ask"])
             slugs = list(
@@ -309,6 +312,22 @@ def run_one_size(args, size: int) -> dict[str, Any]:
     finally:
         db.teardown(stop_server=True)
     return result
+
+
+def _web_environment(args) -> dict[str, str]:
+    """The web server runs as in production: DEBUG off (no per-query debug cursor), a throwaway secret key,
+    plain HTTP on 127.0.0.1 (no HTTPS redirect); the cache is the database's unless --cache-url names one."""
+    import secrets
+
+    env = {
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    if args.cache_url:
+        env["DJANGO_CACHE_URL"] = args.cache_url
+    return env
 
 
 def _alive(pid: int) -> bool:
@@ -426,6 +445,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--load-workers", type=int, default=3, help="processes inserting the filler passages at once"
     )
+    parser.add_argument(
+        "--cache-url", default=None, help="the web server's DJANGO_CACHE_URL (default: the database cache)"
+    )
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--child", action="store_true", help=argparse_hidden())
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -448,7 +472,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         command += ["--json", out, "--dataset", args.dataset, "--requests", str(args.requests)]
         command += ["--ask-requests", str(args.ask_requests), "--load-workers", str(args.load_workers)]
         command += ["--pass-seconds", str(args.pass_seconds), "--recall-queries", str(args.recall_queries)]
+        command += ["--web-workers", str(args.web_workers), "--web-threads", str(args.web_threads)]
         for flag, value in (
+            ("--cache-url", args.cache_url),
             ("--sample", args.sample),
             ("--data-root", args.data_root),
             ("--database-url", args.database_url),

@@ -203,6 +203,10 @@ RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
 # 400, not 100: HNSW recall@10 on real-derived vectors 0.89 -> 0.99 at 100,000 passages, 0.68 -> 0.90 at
 # 300,000 (BENCHMARKS.md, "Quality: fusion, rerank budget, HNSW recall"); the price is latency.
 RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=400)
+# Search runs its vector leg in a pool thread on that thread's own database connection, kept between
+# searches like a request's (CONN_MAX_AGE). Tests turn the keeping off: a kept connection would block
+# dropping the test database at the end of the session.
+RAG_SEARCH_LEG_CONNECTION_KEEP = True
 # Ingestion leases (ingestion/services/pipeline.py): a worker renews the lease of the documents it holds
 # every RAG_LEASE_RENEW_SECONDS; one not renewed for RAG_LEASE_SECONDS is a lost worker's, and the sweeper
 # (every RAG_SWEEP_SECONDS, on beat) re-queues it. A document left `queued` for

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from genapi import GenAPIError
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
@@ -232,23 +232,34 @@ def passages_retrieve(
         space = embedding_space_active() if mode in ("vector", "hybrid") else None
         if space is None and mode == "vector":
             log.warning("vector search requested but no embedding space is active")
-        # The query embedding is a provider round trip: it runs while the full-text leg queries the
-        # database (the thread makes no database call of its own).
-        pending = _embed_pool.submit(_query_embed_timed, query, space, timings) if space else None
+        # The vector leg (query embedding, a provider round trip, then the HNSW query) runs in a thread on
+        # its own database connection while this thread runs the full-text leg: the two legs' queries use
+        # both cores and the request waits for the slower leg, not their sum. Inside a transaction (tests,
+        # a caller's atomic block) the legs must see its uncommitted writes: the thread then only embeds
+        # and the vector query runs here afterwards, on the caller's connection.
+        own_connection = not connection.in_atomic_block
+        pending = (
+            _leg_pool.submit(
+                _vector_leg, query, space, collection_ids, filters, candidates, timings, own_connection
+            )
+            if space
+            else None
+        )
         if mode in ("fulltext", "hybrid"):
             with timings.stage("fulltext"):
                 text_hits = fulltext_candidates(query, collection_ids, filters, candidates)
         if pending is not None:
             try:
-                vector = pending.result()
+                vector, vector_hits = pending.result()
             except GenAPIError:
                 if mode == "vector":
                     raise
                 # Hybrid keeps answering from full text when the embeddings endpoint is down.
                 log.warning("query embedding failed; hybrid search continues with full text", exc_info=True)
             else:
-                with timings.stage("vector"):
-                    vector_hits = vector_candidates(vector, space, collection_ids, filters, candidates)
+                if not own_connection:
+                    with timings.stage("vector"):
+                        vector_hits = vector_candidates(vector, space, collection_ids, filters, candidates)
         for hits, weight in ((vector_hits, RRF_WEIGHT_VECTOR), (text_hits, RRF_WEIGHT_FULLTEXT)):
             if hits:
                 rankings.append([cid for cid, _ in hits])
@@ -290,13 +301,32 @@ def passages_retrieve(
     )
 
 
-# Query embeddings overlap the full-text leg; a few threads per process are plenty (each waits on HTTP).
-_embed_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="query-embed")
+# The vector leg runs beside the full-text leg; a few threads per process are plenty (each waits on HTTP or
+# on the database). Each thread keeps its own database connection, checked and recycled like a request's.
+_leg_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vector-leg")
 
 
-def _query_embed_timed(query: str, space: EmbeddingSpace, timings: Timings) -> list[float]:
+def _vector_leg(
+    query: str,
+    space: EmbeddingSpace,
+    collection_ids: list[int],
+    filters: SearchFilters,
+    limit: int,
+    timings: Timings,
+    query_database: bool,
+) -> tuple[list[float], list[tuple[int, float]]]:
+    """The query's vector and, with `query_database`, its HNSW candidates (on this thread's connection)."""
     with timings.stage("embed"):
-        return query_embed(query, space)
+        vector = query_embed(query, space)
+    if not query_database:
+        return vector, []
+    close_old_connections()  # as Django does between requests: drop a connection past its age or broken
+    try:
+        with timings.stage("vector"):
+            return vector, vector_candidates(vector, space, collection_ids, filters, limit)
+    finally:
+        if not settings.RAG_SEARCH_LEG_CONNECTION_KEEP:
+            connection.close()
 
 
 def passage_with_neighbours(

@@ -27,3 +27,6 @@ from rag_project.settings import *  # noqa: E402,F403
 # production path), not the process memory of production's default: a search one test made must not be
 # answered from the cache in another.
 CACHES["rerank"] = CACHES["default"]  # noqa: F405
+# A search's vector-leg thread closes its database connection after each search: a kept one would block
+# dropping the test database at the end of the session.
+RAG_SEARCH_LEG_CONNECTION_KEEP = False

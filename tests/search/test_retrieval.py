@@ -19,7 +19,7 @@ from search.selectors import (
     vector_candidates_sql,
 )
 from search.types import SearchFilters
-from tests.factories import CollectionFactory, DocumentFactory
+from tests.factories import CollectionFactory, DocumentFactory, active_space
 
 pytestmark = pytest.mark.django_db
 
@@ -284,3 +284,24 @@ def test_passage_with_neighbours(kb, space):
     assert passage_with_neighbours(middle.pk, [kb["public"].pk], document_id=kb["keys"].pk) is None
     assert passage_with_neighbours(10**12, [kb["public"].pk]) is None
     assert passage_with_neighbours(2**70, [kb["public"].pk]) is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["vector", "hybrid"])
+def test_vector_leg_on_its_own_connection_sees_committed_passages_and_filters(genapi, mode):
+    # Outside a transaction the vector leg runs in a pool thread on that thread's own connection (beside
+    # the full-text leg): it finds committed passages, keeps the collection filter, and reports its stage.
+    space = active_space()
+    readable = CollectionFactory(slug="readable")
+    hidden = CollectionFactory(slug="hidden")
+    wanted = DocumentFactory(
+        collection=readable, passages=["Signing keys are rotated every ninety days."], space=space
+    )
+    DocumentFactory(collection=hidden, passages=["Signing keys are rotated every ninety days."], space=space)
+    assert not connection.in_atomic_block
+    result = passages_retrieve(
+        "signing keys rotated", collection_ids=[readable.pk], mode=mode, top_k=5, rerank=False
+    )
+    assert [p.document_id for p in result.passages] == [wanted.pk]
+    assert result.passages[0].vector_rank == 1
+    assert {"embed", "vector"} <= set(result.timings)
