@@ -64,6 +64,61 @@ BULK_TABLES = ("ingestion_chunk", "ingestion_chunkembedding", "search_posting")
 
 
 PENDING_TABLE = "bench_index_pending"
+POSTINGS_TRIGGER = "search_postings_insert"
+# What `search_postings_rebuild()` inserts, for one share of the passages (`c.id % shares = share`), and
+# without its window sort: each passage's length is summed from its own tsvector.
+_POSTINGS_SHARE_SQL = """
+    INSERT INTO search_posting (lexeme, chunk_id, document_id, tf, dl, impact)
+    SELECT u.lexeme, c.id, c.document_id, u.tf, l.dl, search_bm25_impact(u.tf, l.dl)
+    FROM ingestion_chunk c
+    CROSS JOIN LATERAL (
+        SELECT sum(coalesce(array_length(v.positions, 1), 1))::integer AS dl FROM unnest(c.search_vector) v
+    ) l
+    CROSS JOIN LATERAL (
+        SELECT v.lexeme, coalesce(array_length(v.positions, 1), 1) AS tf FROM unnest(c.search_vector) v
+    ) u
+    WHERE c.id %% %s = %s
+"""
+
+
+def postings_rebuild_parallel(shares: int, log=print) -> None:
+    """The full-text postings and statistics rebuilt from every passage, as `search_postings_rebuild()`
+    does, but in `shares` sessions at once (one per share of the passages) and before the postings' indexes
+    exist. Used after a bulk load made with the postings trigger off: per batch, the trigger cost ~8 ms a
+    passage under load, this ~1.5 ms in one session."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE search_posting, search_lexeme_stat, search_lexeme_delta")
+
+    def share(k: int) -> None:
+        with psycopg.connect(**params, autocommit=True) as conn:
+            conn.execute("SET work_mem = '256MB'")
+            conn.execute(_POSTINGS_SHARE_SQL, [shares, k])
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=shares) as pool:
+        list(pool.map(share, range(shares)))
+    log(f"  postings inserted in {time.perf_counter() - t0:.0f} s ({shares} sessions)")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO search_lexeme_stat (lexeme, docs, tokens) "
+            "SELECT lexeme, count(*), sum(tf) FROM search_posting GROUP BY lexeme"
+        )
+        cursor.execute(
+            """
+            INSERT INTO search_lexeme_stat (lexeme, docs, tokens)
+            SELECT '', count(*), coalesce(sum(l.dl), 0)
+            FROM ingestion_chunk c CROSS JOIN LATERAL (
+                SELECT sum(coalesce(array_length(v.positions, 1), 1)) AS dl FROM unnest(c.search_vector) v
+            ) l
+            WHERE length(c.search_vector) > 0
+            """
+        )
 
 
 def _secondary_indexes_drop(tables: tuple[str, ...] = BULK_TABLES) -> list[str]:
@@ -139,16 +194,16 @@ def filler_top_up(
     workers: int = 1,
 ) -> int:
     """Insert filler passages until the database holds `target` passages in all. Returns how many were added;
-    `timings`, when given, receives `insert_s`, `postings_s` (folding the lexeme statistics' delta log),
+    `timings`, when given, receives `insert_s`, `postings_s` (the postings rebuilt, or the statistics folded),
     `index_build_s` (every index rebuilt, VACUUM and ANALYZE) and `hnsw_build_s` (its share of that). With
     `workers` > 1, that many processes insert disjoint shares at once.
 
     A bulk load (`BULK_FROM` passages or more) runs without the passages' secondary indexes, the space's
-    HNSW index and the postings' indexes: maintaining them row by row costs far more than one build at the
-    end. The postings triggers stay on (each COPY of 5,000 passages adds their postings set-based, inside
-    the loading workers, so the two cores share that work; a separate `search_postings_rebuild()` after the
-    load ran in one session: 44 s for 30,000 passages under load 14). Every index is then recreated from its
-    own definition (the HNSW by the ingestion service), so the end state is the one ingestion keeps.
+    HNSW index, the postings' indexes and the postings trigger: maintaining them row by row costs far more
+    than one build at the end (the trigger alone made a COPY of 5,000 passages take ~40 s instead of ~5 s
+    under load). The postings are then rebuilt set-based in parallel sessions and every index recreated
+    from its own definition (the HNSW by the ingestion service), so the end state is the one ingestion
+    keeps.
     """
     from django.db import connection
 
@@ -173,6 +228,9 @@ def filler_top_up(
     embedding_space_index_drop(space)
     bulk = missing >= BULK_FROM
     indexes = _secondary_indexes_drop() if bulk else []
+    if bulk:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE ingestion_chunk DISABLE TRIGGER {POSTINGS_TRIGGER}")
     try:
         workers = max(1, min(int(workers), missing // batch))
         if workers == 1:
@@ -195,9 +253,14 @@ def filler_top_up(
         with connection.cursor() as cursor:
             _bulk_session(cursor)
         t0 = time.perf_counter()
-        lexeme_stats_compact()
+        if bulk:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE ingestion_chunk ENABLE TRIGGER {POSTINGS_TRIGGER}")
+            postings_rebuild_parallel(max(2, workers), log=log)
+        else:
+            lexeme_stats_compact()
         postings_s = time.perf_counter() - t0
-        log(f"  lexeme statistics folded in {postings_s:.0f} s")
+        log(f"  postings and lexeme statistics in {postings_s:.0f} s")
         t0 = time.perf_counter()
         if bulk:
             _secondary_indexes_restore(indexes, log=log)
@@ -302,6 +365,8 @@ def filler_insert(
     connection.ensure_connection()
     register_vector(connection.connection)
     document_columns = [f.column for f in Document._meta.concrete_fields]
+    # Columns the filler does not set take the model's default (NULL when it has none).
+    document_defaults = {f.column: f.get_default() for f in Document._meta.concrete_fields if f.has_default()}
     chunk_columns = [f.column for f in Chunk._meta.concrete_fields if not f.generated]
     started = time.perf_counter()
     target = first + count
@@ -332,7 +397,7 @@ def filler_insert(
                 })  # fmt: skip
             with raw.copy(f"COPY ingestion_document ({', '.join(document_columns)}) FROM STDIN") as cp:
                 for row in documents:
-                    cp.write_row([row[c] for c in document_columns])
+                    cp.write_row([row.get(c, document_defaults.get(c)) for c in document_columns])
             with raw.copy(f"COPY ingestion_chunk ({', '.join(chunk_columns)}) FROM STDIN") as cp:
                 for i, text in enumerate(texts):
                     row = {

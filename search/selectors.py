@@ -22,7 +22,7 @@ from django.db import close_old_connections, connection, transaction
 from genapi import GenAPIError
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
 from ingestion.services.embedding import texts_embed as space_texts_embed
-from search.fulltext import fulltext_candidates
+from search.fulltext import fulltext_candidates, statements_pipelined
 from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
 from search.rerank import RerankBudget, RerankOutcome, passages_rerank
 from search.sql_filters import filters_sql
@@ -97,7 +97,7 @@ def vector_candidates(
     vector: list[float], space: EmbeddingSpace, collection_ids: list[int], filters: SearchFilters, limit: int
 ) -> list[tuple[int, float]]:
     sql, params = vector_candidates_sql(vector, space, collection_ids, filters, limit)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor, statements_pipelined():
         # SET LOCAL: these settings end with this transaction, never leaking to the pooled connection.
         ef_search = max(int(settings.RAG_HNSW_EF_SEARCH), int(limit))
         # One round trip for both; iterative_scan keeps scanning the index until LIMIT rows pass the
