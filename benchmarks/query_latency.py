@@ -279,6 +279,8 @@ def run_one_size(args, size: int) -> dict[str, Any]:
 
     # No provider limits are enforced here, so the client's own limiter must not add waits either.
     os.environ.update(UNLIMITED_CLIENT)
+    if args.cache_url:  # this process empties the web server's cache before measuring: the same one
+        os.environ["DJANGO_CACHE_URL"] = args.cache_url
     db = BenchDatabase(args.database_url, str(data_dir) if data_dir else None)
     db.setup()
     result: dict[str, Any] = {"size": size}
@@ -303,6 +305,11 @@ def run_one_size(args, size: int) -> dict[str, Any]:
             )
             if Collection.objects.filter(slug=FILLER_SLUG).exists():
                 slugs.append(FILLER_SLUG)
+            # A kept database keeps its cache (rerank results, throttle counters) from an earlier run: empty
+            # it, or a rerun's reranked passes would be answered from it.
+            from django.core.cache import cache
+
+            cache.clear()
             print(f"  [{size:,}] measuring (load {os.getloadavg()[0]:.2f}) ...", flush=True)
             result["uptime"] = _uptime()
             result["results"] = measure(stack, key, slugs, all_queries(args.dataset), args)
