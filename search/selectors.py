@@ -316,12 +316,14 @@ def _vector_leg(
     query_database: bool,
 ) -> tuple[list[float], list[tuple[int, float]]]:
     """The query's vector and, with `query_database`, its HNSW candidates (on this thread's connection)."""
-    with timings.stage("embed"):
-        vector = query_embed(query, space)
-    if not query_database:
-        return vector, []
-    close_old_connections()  # as Django does between requests: drop a connection past its age or broken
+    # As Django does between requests: drop this thread's connection if past its age or broken. (The
+    # embedding call may use it too: the provider budget is shared through the cache.)
+    close_old_connections()
     try:
+        with timings.stage("embed"):
+            vector = query_embed(query, space)
+        if not query_database:
+            return vector, []
         with timings.stage("vector"):
             return vector, vector_candidates(vector, space, collection_ids, filters, limit)
     finally:
