@@ -7,6 +7,7 @@ COPY accounts accounts
 COPY ingestion ingestion
 COPY search search
 COPY genapi genapi
+COPY operations operations
 COPY manage.py ./
 # collectstatic needs settings but no database connection; the secret is a throwaway for this step only.
 RUN pip install --no-cache-dir . \

@@ -15,9 +15,17 @@ from genapi.errors import (
     RateLimitedError,
 )
 from genapi.types import EmbeddingsResult, RerankHit, Usage
-from genapi.usage import UsageRecord, add_usage_hook, remove_usage_hook
+from genapi.usage import (
+    AttemptRecord,
+    UsageRecord,
+    add_attempt_hook,
+    add_usage_hook,
+    remove_attempt_hook,
+    remove_usage_hook,
+)
 
 __all__ = [
+    "AttemptRecord",
     "AuthenticationError",
     "BadResponseError",
     "MalformedResponseError",
@@ -34,8 +42,10 @@ __all__ = [
     "RerankHit",
     "Usage",
     "UsageRecord",
+    "add_attempt_hook",
     "add_usage_hook",
     "get_client",
+    "remove_attempt_hook",
     "remove_usage_hook",
     "reset_client",
 ]

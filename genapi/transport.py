@@ -28,7 +28,7 @@ from genapi.errors import (
 )
 from genapi.limiter import Limiter, SharedLimiter, server_wait_hint
 from genapi.sse import iter_sse
-from genapi.usage import UsageRecord, emit
+from genapi.usage import AttemptRecord, UsageRecord, emit, emit_attempt
 
 log = logging.getLogger("genapi")
 
@@ -147,6 +147,7 @@ class Transport:
         path: str,
         *,
         endpoint: str,
+        model: str | None = None,
         est_tokens: int = 0,
         json_body: Any = None,
         files: Any = None,
@@ -162,11 +163,14 @@ class Transport:
             ticket = limiter.acquire(est_tokens)
             keep_slot = False
             error: GenAPIError
+            sent = time.perf_counter()
+            outcome = "network"
             try:
                 request = http.build_request(
                     method, path, json=json_body, files=files, data=data, params=params
                 )
                 response = http.send(request, stream=stream)
+                outcome = str(response.status_code)
                 if response.status_code < 400:
                     keep_slot = stream
                     return response, attempt, (functools.partial(limiter.release, ticket) if stream else None)
@@ -175,6 +179,7 @@ class Transport:
                 hint = server_wait_hint(response.headers) if response.status_code in (429, 503) else None
                 error = error_from_response(response.status_code, content, retry_after=hint)
             except httpx.TimeoutException as exc:
+                outcome = "timeout"
                 error = ProviderUnavailableError(f"timeout talking to the provider ({type(exc).__name__})")
             except httpx.TransportError as exc:
                 error = ProviderUnavailableError(
@@ -183,6 +188,7 @@ class Transport:
             finally:
                 if not keep_slot:
                     limiter.release(ticket)
+                emit_attempt(AttemptRecord(model, endpoint, outcome, (time.perf_counter() - sent) * 1000))
             if not error.retryable or attempt >= self.config.max_retries:
                 if attempt:
                     error.message = f"{error.message} (after {attempt} retries)"
@@ -224,7 +230,9 @@ class Transport:
         t0 = time.perf_counter()
         malformed = 0
         while True:
-            response, retries, _ = self._send(method, path, endpoint=endpoint, est_tokens=est_tokens, **kw)
+            response, retries, _ = self._send(
+                method, path, endpoint=endpoint, model=model, est_tokens=est_tokens, **kw
+            )
             try:
                 body = self._json(response)
                 break
@@ -268,7 +276,7 @@ class Transport:
     ) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
         response, retries, release = self._send(
-            "POST", path, endpoint=endpoint, est_tokens=est_tokens, json_body=body, stream=True
+            "POST", path, endpoint=endpoint, model=model, est_tokens=est_tokens, json_body=body, stream=True
         )
         ctype = response.headers.get("content-type", "")
         if "text/event-stream" not in ctype:

@@ -20,8 +20,21 @@ class UsageRecord:
     retries: int
 
 
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One HTTP attempt (a call with retries makes several): its outcome is the HTTP status as text,
+    or "timeout" / "network" when no answer came. Metrics count 429s and 5xx from these."""
+
+    model: str | None
+    endpoint: str
+    outcome: str
+    latency_ms: float
+
+
 UsageHook = Callable[[UsageRecord], None]
+AttemptHook = Callable[[AttemptRecord], None]
 _hooks: list[UsageHook] = []
+_attempt_hooks: list[AttemptHook] = []
 _lock = threading.Lock()
 
 
@@ -41,6 +54,30 @@ def remove_usage_hook(fn: UsageHook) -> None:
 def clear_usage_hooks() -> None:
     with _lock:
         _hooks.clear()
+        _attempt_hooks.clear()
+
+
+def add_attempt_hook(fn: AttemptHook) -> AttemptHook:
+    with _lock:
+        if fn not in _attempt_hooks:
+            _attempt_hooks.append(fn)
+    return fn
+
+
+def remove_attempt_hook(fn: AttemptHook) -> None:
+    with _lock:
+        if fn in _attempt_hooks:
+            _attempt_hooks.remove(fn)
+
+
+def emit_attempt(record: AttemptRecord) -> None:
+    with _lock:
+        hooks = list(_attempt_hooks)
+    for hook in hooks:
+        try:
+            hook(record)
+        except Exception:  # a broken metrics hook must not fail the provider call
+            log.exception("genapi attempt hook %r failed", hook)
 
 
 def emit(record: UsageRecord) -> None:

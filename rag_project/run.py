@@ -75,6 +75,8 @@ def configure_environment() -> tuple[str, int, bool]:
     env.setdefault("DJANGO_ALLOWED_HOSTS", ",".join(dict.fromkeys(hosts)))
     env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "0")
     env.setdefault("DJANGO_SECURE_COOKIES", "0")
+    # A person reads these logs in the terminal; JSON lines (the default) are for log collectors.
+    env.setdefault("RAG_LOG_FORMAT", "plain")
     use_standin = not env.get("SCW_SECRET_KEY") and not env.get("GENAPI_BASE_URL")
     provider: dict[str, str] = {}
     if use_standin:
@@ -86,6 +88,15 @@ def configure_environment() -> tuple[str, int, bool]:
     # So `manage.py` in another terminal talks to the same provider (settings load this file).
     run_env_write(data_dir(), provider)
     return host, port, use_standin
+
+
+def metrics_dir_reset() -> None:
+    """Empty the Prometheus multiprocess folder before any service process starts: it holds one file per
+    process that ever ran, and counters restart with the service, as Prometheus expects."""
+    folder = Path(os.environ.get("RAG_METRICS_DIR") or data_dir() / "metrics")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
 
 
 def django_manage(*args: str) -> None:
@@ -181,6 +192,7 @@ def main() -> int:
         django_manage("migrate", "--noinput")
         django_manage("collectstatic", "--noinput", "--verbosity", "0")
         first_run_setup()
+        metrics_dir_reset()
         procs["web"] = start("web (gunicorn)", web_command(host, port))
         procs["worker"] = start("worker (celery, with beat for the sweeper)", worker_command())
         url = f"http://{host}:{port}/"

@@ -85,9 +85,13 @@ INSTALLED_APPS = [
     "accounts",
     "ingestion",
     "search",
+    "operations",
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware, view and log line sees the request id; latency covers them all.
+    "operations.middleware.RequestIdMiddleware",
+    "operations.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body (CsrfViewMiddleware reads request.POST): refuse by Content-Length.
     "rag_project.security.RequestSizeLimitMiddleware",
@@ -347,19 +351,51 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
-# Load balancers probe over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Load balancers probe, and Prometheus scrapes, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# --- Operations: metrics, logs, provider prices (the `operations` app) ---------------------------
+# Prometheus multiprocess mode: every process (gunicorn workers, Celery children, manage.py) writes its
+# counters to files in this folder and /metrics sums them, so a scrape sees the whole service whichever
+# process answers it. Must be in the environment before prometheus_client is first imported (here).
+# `make run` empties it at start (files of dead processes would otherwise pile up).
+RAG_METRICS_DIR = Path(env.str("RAG_METRICS_DIR", default=str(RAG_DATA_DIR / "metrics")))
+RAG_METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(RAG_METRICS_DIR)
+# /metrics needs `Authorization: Bearer <token>` when set; unset, it answers loopback clients only.
+RAG_METRICS_TOKEN = env.str("RAG_METRICS_TOKEN", default="")
+# Queued or processing for longer than this counts as stuck on the ingestion health page.
+RAG_STUCK_DOCUMENT_SECONDS = env.int("RAG_STUCK_DOCUMENT_SECONDS", default=300)
+# Provider prices, EUR per million tokens, [input, output] per model (JSON); merged over the defaults
+# in operations/prices.py (Scaleway list prices when written). Used for the admin's cost per day.
+RAG_PROVIDER_PRICES = env.json("RAG_PROVIDER_PRICES", default={})
+# `json` (one object per line, with request_id) for log collectors; `plain` for a person at a terminal
+# (`make run` picks it unless set).
+RAG_LOG_FORMAT = env.str("RAG_LOG_FORMAT", default="json")
+if RAG_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"RAG_LOG_FORMAT must be json or plain, not {RAG_LOG_FORMAT!r}")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Keys never reach the logs: every record through the root handler is redacted.
-    "filters": {"redact_secrets": {"()": "rag_project.security.SecretRedactingFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Keys never reach the logs: every record through the root handler is redacted. Every record also
+    # carries the request id (and the Celery task) it belongs to.
+    "filters": {
+        "redact_secrets": {"()": "rag_project.security.SecretRedactingFilter"},
+        "request_context": {"()": "operations.logs.RequestContextFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "operations.logs.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": RAG_LOG_FORMAT,
+            "filters": ["request_context", "redact_secrets"],
+        }
     },
     "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
