@@ -371,6 +371,8 @@ RAG_STUCK_DOCUMENT_SECONDS = env.int("RAG_STUCK_DOCUMENT_SECONDS", default=300)
 # Provider prices, EUR per million tokens, [input, output] per model (JSON); merged over the defaults
 # in operations/prices.py (Scaleway list prices when written). Used for the admin's cost per day.
 RAG_PROVIDER_PRICES = env.json("RAG_PROVIDER_PRICES", default={})
+# PostgreSQL client programs for `manage.py backup`/`restore`; default: the embedded server's own.
+RAG_PG_BIN_DIR = env.str("RAG_PG_BIN_DIR", default="")
 # `json` (one object per line, with request_id) for log collectors; `plain` for a person at a terminal
 # (`make run` picks it unless set).
 RAG_LOG_FORMAT = env.str("RAG_LOG_FORMAT", default="json")
