@@ -4,7 +4,10 @@ pytest-django imports settings before any conftest runs, so the environment is p
 Subprocesses started by tests (workers, servers) inherit this environment.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
@@ -17,6 +20,11 @@ os.environ.setdefault("GENAPI_MAX_RETRIES", "4")
 # test session never shares provider budget state with another session or with a developer's deployment.
 os.environ.setdefault("GENAPI_BUDGET_URL", "process")
 os.environ.setdefault("GENAPI_BUDGET_PREFIX", f"citable-test-{os.getpid()}")
+# Metrics of this session only (its workers inherit the folder): counters compared before and after a
+# request must not move with another session's traffic on the same data folder.
+if not os.environ.get("RAG_METRICS_DIR"):
+    os.environ["RAG_METRICS_DIR"] = tempfile.mkdtemp(prefix="citable-test-metrics-")
+    atexit.register(shutil.rmtree, os.environ["RAG_METRICS_DIR"], ignore_errors=True)
 # Never let a test reach a real provider, even with a key in the developer's shell.
 os.environ.pop("SCW_SECRET_KEY", None)
 os.environ.pop("SCW_PROJECT_ID", None)
