@@ -372,6 +372,8 @@ class Stack:
                 str(self.web_threads),
                 "--timeout",
                 "120",
+                "--keep-alive",  # as rag_project/run.py: longer than the clients' idle connections
+                "75",
                 "--log-level",
                 "warning",
             ],
