@@ -127,7 +127,7 @@ def web_command(host: str, port: int) -> list[str]:
         *("--worker-class", "gthread", "--workers", os.environ.get("WEB_CONCURRENCY", "2")),
         *("--threads", "8", "--timeout", "180", "--access-logfile", "-"),
         # Idle connections kept longer than clients keep them (httpx 5 s, browsers ~60 s): with gunicorn's
-        # 2 s a client reusing a connection the server just closed gets a reset (benchmarks/load.py saw 1.3 %).
+        # 2 s, a client reusing a connection the server just closed gets a reset (load.py saw 1.3 %).
         *("--keep-alive", "75"),
     ]
 
