@@ -35,7 +35,9 @@ def test_batches_over_files(client, tmp_path):
     src = tmp_path / "batch-1.jsonl"
     src.write_text("".join(json.dumps(line) + "\n" for line in lines))
     batch = client.batches_create(input_file_id=src.as_uri(), endpoint="/v1/embeddings")
-    assert batch["object"] == "batch" and batch["status"] in ("validating", "in_progress", "completed")
+    # The stand-in works in the background: on a quiet machine it may already be finalizing.
+    assert batch["object"] == "batch"
+    assert batch["status"] in ("validating", "in_progress", "finalizing", "completed")
     deadline = time.monotonic() + 60  # the loop leaves once the batch is done; a loaded machine is slow
     while batch["status"] not in ("completed", "failed") and time.monotonic() < deadline:
         time.sleep(0.05)
