@@ -19,12 +19,9 @@ from accounts.permissions import request_api_key, request_has_scope, scope_requi
 from accounts.throttling import ApiKeyRateThrottle
 from ingestion.selectors import chunk_get_readable_or_404
 from rag_project.pagination import paginated_response
-from search.answer import APIS
 from search.apis import (
-    MAX_QUESTION_CHARS,
     AskApi,
     EventStreamRenderer,
-    FiltersSerializer,
     _collection_ids,
     _errors,
     ask_respond,
@@ -135,17 +132,11 @@ class ConversationAskApi(APIView):
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
     @extend_schema_serializer(component_name="ConversationAskRequest")
-    class InputSerializer(serializers.Serializer):
-        question = serializers.CharField(max_length=MAX_QUESTION_CHARS)
-        collections = collections_field()
-        filters = FiltersSerializer(required=False)
-        top_k = serializers.IntegerField(min_value=1, max_value=50, required=False)
-        api = serializers.ChoiceField(
-            choices=APIS, required=False, help_text="Provider API; default from the RAG_ANSWER_API setting."
-        )
-        stream = serializers.BooleanField(
-            default=False, help_text="Answer as server-sent events (also with `Accept: text/event-stream`)."
-        )
+    class InputSerializer(AskApi.InputSerializer):
+        """/api/ask's request without what the conversation brings itself."""
+
+        history = None
+        conversation_id = None
 
     @extend_schema(
         operation_id="conversations_ask",
