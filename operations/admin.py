@@ -9,27 +9,15 @@ from django.template.response import TemplateResponse
 from operations.ingestion_health import ingestion_health, provider_usage_days
 from operations.models import IngestionHealth, ProviderUsageDay
 from operations.prices import cost_eur
+from rag_project.admin_mixins import ReadOnlyAdminMixin
 
 
 @admin.register(IngestionHealth)
-class IngestionHealthAdmin(admin.ModelAdmin):
+class IngestionHealthAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """One read-only page instead of a change list. Staff see the documents of the collections they may
     read; provider usage and cost (the whole service's) only superusers."""
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
-
-    def has_module_permission(self, request):
-        return self.has_view_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    superuser_only = False
 
     def changelist_view(self, request, extra_context=None):
         context = {
@@ -43,7 +31,9 @@ class IngestionHealthAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProviderUsageDay)
-class ProviderUsageDayAdmin(admin.ModelAdmin):
+class ProviderUsageDayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Usage is the service's account of its spending: only superusers see it, nobody edits it."""
+
     list_display = ["day", "endpoint", "model", "calls", "input_tokens", "output_tokens", "rate_limited",
                     "errors", "cost"]  # fmt: skip
     list_filter = ["endpoint", "model"]
@@ -53,19 +43,3 @@ class ProviderUsageDayAdmin(admin.ModelAdmin):
     def cost(self, obj: ProviderUsageDay) -> str:
         value = cost_eur(obj.model, obj.input_tokens, obj.output_tokens)
         return "unpriced" if value is None else f"{value:.4f}"
-
-    # Usage is the service's account of its spending: only superusers see it, nobody edits it.
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_module_permission(self, request):
-        return self.has_view_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,27 +1,15 @@
 from django.contrib import admin
 from django.db.models import Count
 
+from rag_project.admin_mixins import ReadOnlyAdminMixin
 from search.models import Conversation, ConversationTurn, Feedback, QueryLog
 
 
-class _SuperuserReadOnly(admin.ModelAdmin):
+class _SuperuserReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Questions and answers can quote confidential material from any collection: superusers only, and
-    read-only (a record of what happened)."""
+    read-only (a record of what happened) that superusers may delete."""
 
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_module_permission(self, request):
-        return self.has_view_permission(request)
-
-    def has_change_permission(self, request, obj=None):
-        return False
+    superuser_can_delete = True
 
 
 @admin.register(QueryLog)
@@ -74,9 +62,6 @@ class ConversationAdmin(_SuperuserReadOnly):
     @admin.display(description="turns", ordering="turn_total")
     def turn_count(self, obj) -> int:
         return obj.turn_total
-
-    def has_delete_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
 
 
 @admin.register(Feedback)
