@@ -9,11 +9,12 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from accounts.services import api_key_create
+from rag_project.commands import MigratedCommand
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -22,7 +23,7 @@ def _csv(value: str | None) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = "Create an API key for a user and print it once (last line)."
 
     def add_arguments(self, parser):

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db.models import Count
 from tqdm import tqdm
 
@@ -20,6 +20,7 @@ from ingestion.progress import ingest_job_progress
 from ingestion.services.collections import collection_create
 from ingestion.services.documents import document_create
 from ingestion.services.jobs import NothingToCancel, ingest_job_cancel, ingest_job_create
+from rag_project.commands import MigratedCommand
 
 
 def _walk(paths: list[str]) -> list[Path]:
@@ -37,7 +38,7 @@ def _walk(paths: list[str]) -> list[Path]:
     return files
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = "Ingest files and folders into a collection."
 
     def add_arguments(self, parser):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from ingestion.models import Chunk, EmbeddingSpace
 from ingestion.services.errors import IngestionError
 from ingestion.services.spaces import embedding_space_build
+from rag_project.commands import MigratedCommand
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = "Re-embed every passage with another model; search switches when the new space is complete."
 
     def add_arguments(self, parser):

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from rag_project.commands import MigratedCommand
 from search.evaluation import (
     beir_collection_slug,
     beir_load,
@@ -29,7 +30,7 @@ from search.evaluation import (
 TOP_K = 100  # Recall@100 needs 100 documents; passages are collapsed to documents afterwards
 
 
-class Command(BaseCommand):
+class Command(MigratedCommand):
     help = "Evaluate retrieval on a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."
 
     def add_arguments(self, parser):
