@@ -349,11 +349,13 @@ def filler_insert(
 
     import numpy as np
     from django.db import connection, transaction
-    from pgvector import HalfVector
     from pgvector.psycopg import register_vector
     from psycopg.types.json import Jsonb
 
     from ingestion.models import Chunk, Collection, Document
+    from ingestion.services.copy_writes import (
+        HalfVector,  # pgvector 0.3 and 0.4 (langchain-postgres pins 0.3)
+    )
     from ingestion.services.spaces import embedding_space_get_or_create_active
 
     space = embedding_space_get_or_create_active()

@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--real-sentences", type=int, default=2000, help="realmix: corpus sentences embedded (0: all)"
     )
     parser.add_argument("--build-workers", type=int, default=2, help="realmix: parallel HNSW build workers")
+    parser.add_argument("--m", type=int, default=None, help="realmix: the graph's m (default RAG_HNSW_M)")
+    parser.add_argument(
+        "--ef-construction", type=int, default=None, help="realmix: default RAG_HNSW_EF_CONSTRUCTION"
+    )
     parser.add_argument(
         "--sql-checks", type=int, default=5, help="realmix: queries whose exact top 10 the SQL checks"
     )
@@ -242,6 +246,12 @@ def realmix_main(args) -> dict[str, Any]:
                 cursor.execute("SET max_parallel_maintenance_workers = %s", [int(args.build_workers)])
             t0 = time.perf_counter()
             print(f"# building the HNSW index ({args.build_workers} parallel workers)", flush=True)
+            if args.m:
+                settings.RAG_HNSW_M = args.m
+            if args.ef_construction:
+                settings.RAG_HNSW_EF_CONSTRUCTION = args.ef_construction
+            graph = f"m {settings.RAG_HNSW_M}, ef_construction {settings.RAG_HNSW_EF_CONSTRUCTION}"
+            print(f"# {graph}", flush=True)
             embedding_space_index_create(space)
             timings["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
             print(f"# HNSW built in {timings['hnsw_build_s']:.0f} s", flush=True)

@@ -112,11 +112,13 @@ def realmix_insert(
     """Filler documents and passages (empty text) by INSERT ... SELECT, their vectors by binary COPY;
     `first` numbers the passages (a multiple of 10), so later calls add distinct documents."""
     from django.db import connection, transaction
-    from pgvector import HalfVector
     from pgvector.psycopg.halfvec import register_halfvec_info
     from psycopg.types import TypeInfo
 
     from ingestion.models import Collection
+    from ingestion.services.copy_writes import (
+        HalfVector,  # pgvector 0.3 and 0.4 (langchain-postgres pins 0.3)
+    )
 
     collection, _ = Collection.objects.get_or_create(
         slug=REALMIX_SLUG, defaults={"name": "Benchmark realmix", "description": "Synthetic vectors."}

@@ -207,6 +207,11 @@ RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
 # 400, not 100: HNSW recall@10 on real-derived vectors 0.89 -> 0.99 at 100,000 passages, 0.68 -> 0.90 at
 # 300,000 (BENCHMARKS.md, "Quality: fusion, rerank budget, HNSW recall"); the price is latency.
 RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=400)
+# The graph's build parameters (pgvector's defaults): a denser graph (higher m, ef_construction) holds recall
+# at a lower ef_search on large corpora, at the price of build time and index size. They apply to the
+# indexes created from then on: a new embedding space (`manage.py reembed`), or a rebuilt index.
+RAG_HNSW_M = env.int("RAG_HNSW_M", default=16)
+RAG_HNSW_EF_CONSTRUCTION = env.int("RAG_HNSW_EF_CONSTRUCTION", default=64)
 # Search runs its vector leg in a pool thread on that thread's own database connection, kept between
 # searches like a request's (CONN_MAX_AGE). Tests turn the keeping off: a kept connection would block
 # dropping the test database at the end of the session.

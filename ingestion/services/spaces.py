@@ -32,12 +32,16 @@ def embedding_space_index_create(space: EmbeddingSpace) -> None:
     (`CREATE INDEX CONCURRENTLY` cannot run in a transaction; a new space has no rows, so a plain one is
     instant.)
     """
+    m = int(settings.RAG_HNSW_M)
+    # pgvector refuses an ef_construction below 2 * m.
+    ef_construction = max(int(settings.RAG_HNSW_EF_CONSTRUCTION), 2 * m)
     with connection.cursor() as cursor:
         # DDL refuses to run while deferred foreign-key checks are pending in the same transaction.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(
             f"CREATE INDEX IF NOT EXISTS {_index_name(space.pk)} ON ingestion_chunkembedding "
             f"USING hnsw ((embedding::halfvec({int(space.dimensions)})) halfvec_cosine_ops) "
+            f"WITH (m = {m}, ef_construction = {ef_construction}) "
             f"WHERE space_id = {int(space.pk)}"
         )
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -257,6 +257,19 @@ def test_spaces_of_other_sizes_get_their_index(genapi, collection, model, dims):
         assert f"halfvec({dims})" in cursor.fetchone()[0]
 
 
+def test_a_space_index_is_built_with_the_configured_graph_parameters(genapi, collection, settings):
+    settings.RAG_HNSW_M = 24
+    settings.RAG_HNSW_EF_CONSTRUCTION = 20  # below 2 * m, which pgvector refuses: raised to 48
+    space = embedding_space_create("multilingual-e5-large")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+            [f"ingestion_chunkembedding_space_{space.pk}_hnsw"],
+        )
+        definition = cursor.fetchone()[0]
+    assert "m='24'" in definition and "ef_construction='48'" in definition, definition
+
+
 def test_reembedding_switches_spaces(genapi, collection):
     document, _ = document_create(collection=collection, title="Plant", text=SECTIONS)
     document_ingest(document.pk)
