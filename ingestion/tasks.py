@@ -18,7 +18,6 @@ from genapi import GenAPIError
 from ingestion.models import EmbeddingSpace
 from ingestion.services.pipeline import (
     database_reset,
-    documents_fail,
     documents_ingest,
     documents_sweep_stale,
 )
@@ -55,36 +54,29 @@ _RETRY = dict(
 
 @shared_task(name="ingestion.documents_ingest", **_RETRY)
 def documents_ingest_task(self, document_ids: list[int]) -> dict:
-    """Ingest documents together (one embeddings call and one write serve all of them)."""
+    """Ingest documents together (one embeddings call and one write serve all of them). Every failure is
+    written by the service under the lease this attempt took: after the last retry, or a soft time limit,
+    documents another worker has taken over meanwhile are left to it."""
     document_ids = list(document_ids)
+    last = self.request.retries >= self.max_retries
     try:
-        return {str(k): v for k, v in documents_ingest(document_ids).items()}
+        statuses = documents_ingest(document_ids, final_attempt=self.max_retries + 1 if last else None)
+        return {str(k): v for k, v in statuses.items()}
     except GenAPIError as exc:
         if not exc.retryable:  # the service already failed the documents
             raise
-        if self.request.retries >= self.max_retries:
-            documents_fail(
-                document_ids,
-                f"The provider stayed unavailable after {self.max_retries + 1} attempts: {exc}",
-            )
-            return {}
         raise TransientProviderError(str(exc)) from exc
     except _DATABASE_DOWN as exc:
         # The service gave the documents back when it could; else their lease lapses and the sweeper
         # re-queues them. Either way a retry (or the sweeper's new message) finishes them.
         database_reset()
-        if self.request.retries >= self.max_retries:
+        if last:
             raise
         raise DatabaseUnavailableError(str(exc)) from exc
     except SoftTimeLimitExceeded:
-        documents_fail(
-            document_ids,
-            f"Ingestion took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped.",
-        )
-        return {}
-    except Exception as exc:
-        logger.exception("ingestion of %s failed", document_ids)
-        documents_fail(document_ids, f"Internal error during ingestion: {type(exc).__name__}: {exc}")
+        return {}  # the service failed the documents it still held
+    except Exception:
+        logger.exception("ingestion of %s failed", document_ids)  # and the service failed them
         return {}
 
 

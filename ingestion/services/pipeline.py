@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import (
     DatabaseError,
@@ -160,19 +161,22 @@ def documents_requeue(document_ids: Iterable[int], reason: str, *, lease=None) -
     )
 
 
-def documents_ingest(document_ids: list[int]) -> dict[int, str]:
+def documents_ingest(document_ids: list[int], *, final_attempt: int | None = None) -> dict[int, str]:
     """Parse, chunk, embed and store the given documents; returns `{id: final status}` of those it claimed.
 
     Documents not queued (already ready, failed, or held by another worker) are left alone, which is what
     makes a task delivered twice harmless. A transient provider error gives the documents back to the queue
-    and is re-raised for the task to retry; every other failure ends the document `failed` with a reason.
+    and is re-raised for the task to retry, unless this is the task's last attempt (`final_attempt`, its
+    number): then it fails them. Every other failure ends the document `failed` with a reason, and an
+    unexpected exception (a bug, the task's soft time limit) fails them too before it propagates. Every
+    failure is written under the lease: documents another worker took over meanwhile are left to it.
     """
     claimed, lease = _documents_claim(document_ids)
     if not claimed:
         return {}
     with lease_kept(claimed, lease):
         try:
-            return _documents_ingest_claimed(claimed, lease)
+            return _documents_ingest_claimed(claimed, lease, final_attempt)
         except (OperationalError, InterfaceError) as exc:  # the database restarting under us
             database_reset()
             try:  # give the documents back now if it is already back; else the lease lapses
@@ -180,6 +184,17 @@ def documents_ingest(document_ids: list[int]) -> dict[int, str]:
             except DatabaseError:
                 database_reset()
             raise
+        except GenAPIError:
+            raise  # retryable: given back to the queue above, for the task to retry
+        except Exception as exc:
+            documents_fail(claimed, _unexpected_failure_reason(exc), lease=lease)
+            raise
+
+
+def _unexpected_failure_reason(exc: Exception) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"Ingestion took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s and was stopped."
+    return f"Internal error during ingestion: {type(exc).__name__}: {exc}"
 
 
 def database_reset() -> None:
@@ -189,7 +204,7 @@ def database_reset() -> None:
             conn.close()
 
 
-def _documents_ingest_claimed(claimed: list[int], lease) -> dict[int, str]:
+def _documents_ingest_claimed(claimed: list[int], lease, final_attempt: int | None) -> dict[int, str]:
     documents = {d.pk: d for d in Document.objects.filter(pk__in=claimed)}
     works = [
         _Work(documents[pk], had_chunks=bool(documents[pk].chunks_total)) for pk in claimed if pk in documents
@@ -230,6 +245,10 @@ def _documents_ingest_claimed(claimed: list[int], lease) -> dict[int, str]:
         _vectors_embed(live, spaces, lease)
         statuses = _results_write(works, spaces, lease)
     except GenAPIError as exc:
+        if exc.retryable and final_attempt is not None:
+            reason = f"The provider stayed unavailable after {final_attempt} attempts: {exc}"
+            documents_fail(claimed, reason, lease=lease)
+            return {pk: Document.Status.FAILED for pk in claimed}
         if exc.retryable:
             documents_requeue(claimed, f"Provider temporarily unavailable, will retry: {exc}", lease=lease)
             raise

@@ -399,3 +399,59 @@ def test_passages_and_vectors_written_by_copy_are_exact_and_indexed(genapi, coll
     new_rows = chunk_rows(first)
     assert any(lexeme == "gate" and chunk_id == new_rows[1][0] for lexeme, chunk_id, _ in indexed)
     assert not {chunk_id for _, chunk_id, _ in indexed} & (old_ids - {r[0] for r in new_rows})
+
+
+@pytest.mark.parametrize("taken_over", [False, True], ids=["lease held", "taken over meanwhile"])
+def test_the_last_retry_fails_only_the_documents_whose_lease_it_still_holds(
+    genapi, collection, monkeypatch, taken_over
+):
+    """After its last retry the task fails its documents, but only under its own lease: a document another
+    worker took over meanwhile (its lease lapsed, the sweeper re-queued it) is that worker's to finish."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    import ingestion.services.pipeline as pipeline
+    from ingestion.tasks import documents_ingest_task
+
+    embedding_space_get_or_create_active()
+    document, _ = document_create(collection=collection, title="L", text="Text to embed.")
+    other_lease = timezone.now() + timedelta(seconds=30)
+    real_embed = pipeline.texts_embed_counted
+
+    def embed_while_another_worker_takes_over(*args, **kwargs):  # the provider call, mid-flight
+        if taken_over:
+            Document.objects.filter(pk=document.pk).update(
+                processing_started_at=other_lease, lease_renewed_at=other_lease
+            )
+        return real_embed(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "texts_embed_counted", embed_while_another_worker_takes_over)
+    genapi.set_knobs(fail_next={"count": 20, "status": 503, "endpoint": "embeddings"})
+    last = documents_ingest_task.max_retries
+    documents_ingest_task.apply(args=[[document.pk]], retries=last, throw=True)
+    document.refresh_from_db()
+    if taken_over:
+        assert document.status == "processing" and document.processing_started_at == other_lease
+    else:
+        assert document.status == "failed"
+        assert f"stayed unavailable after {last + 1} attempts" in document.error
+
+
+def test_an_unexpected_error_fails_the_documents_under_the_lease(genapi, collection, monkeypatch):
+    import ingestion.services.pipeline as pipeline
+    from ingestion.tasks import documents_ingest_task
+
+    embedding_space_get_or_create_active()
+    document, _ = document_create(collection=collection, title="B", text="Text to embed.")
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline, "_results_write", bug)
+    assert documents_ingest_task.apply(args=[[document.pk]], throw=True).get() == {}
+    document.refresh_from_db()
+    assert (
+        document.status == "failed"
+        and "Internal error during ingestion: RuntimeError: a bug" in document.error
+    )
