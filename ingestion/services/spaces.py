@@ -14,10 +14,12 @@ from django.utils import timezone
 from genapi import GenAPIError, get_client
 from ingestion.chunking import ChunkSpec
 from ingestion.models import MAX_INDEXED_DIMENSIONS, Chunk, ChunkEmbedding, EmbeddingSpace
+from ingestion.services.copy_writes import embeddings_copy
 from ingestion.services.embedding import EMBED_BATCH_SIZE, texts_embed
 from ingestion.services.errors import EmbeddingSpaceError
 
 _SPACE_LOCK_KEY = 0x43495441  # pg advisory lock: one process creates the active space
+_FILL_LOCK_KEY = 0x43495446  # pg advisory lock (with the space id): one fill of a space writes at a time
 
 
 def _index_name(space_id: int) -> str:
@@ -159,7 +161,14 @@ def embedding_space_build(model: str, dimensions: int | None = None) -> Embeddin
 
 
 def embedding_space_fill(space: EmbeddingSpace, batch_size: int = EMBED_BATCH_SIZE) -> int:
-    """Embed every chunk that has no vector in `space`; returns how many were added."""
+    """Embed every chunk that has no vector in `space`; returns how many were added.
+
+    Vectors go in by binary COPY (copy_writes.py), which has no ON CONFLICT: conflicts are excluded up front.
+    Ingestion only writes vectors for the passages it creates, in the transaction that creates them, so
+    the one writer that could add the same (passage, space) is another fill of this space (a build task
+    delivered twice). Each batch's write therefore holds the space's fill lock, re-reads which of its
+    passages still exist and still lack a vector (locking them against deletion until the commit) and
+    copies only those; the provider call stays outside the lock and the transaction."""
     added = 0
     while True:
         chunks = list(
@@ -175,12 +184,27 @@ def embedding_space_fill(space: EmbeddingSpace, batch_size: int = EMBED_BATCH_SI
             )
             for c in chunks
         ]
-        vectors = texts_embed(space, inputs)
-        ChunkEmbedding.objects.bulk_create(
-            [ChunkEmbedding(chunk=c, space=space, embedding=v) for c, v in zip(chunks, vectors, strict=True)],
-            ignore_conflicts=True,
+        vectors = dict(zip([c.pk for c in chunks], texts_embed(space, inputs), strict=True))
+        with transaction.atomic():
+            missing = _chunks_missing_vectors_locked(space, list(vectors))
+            if missing:
+                embeddings_copy((pk, space.pk, vectors[pk]) for pk in missing)
+        added += len(missing)
+
+
+def _chunks_missing_vectors_locked(space: EmbeddingSpace, chunk_ids: list[int]) -> list[int]:
+    """Of `chunk_ids`, those that exist and have no vector in `space`, under the space's fill lock (held to
+    the end of the transaction) and with their rows locked against deletion (FOR KEY SHARE)."""
+    # Raw: advisory locks and FOR KEY SHARE have no ORM API.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_FILL_LOCK_KEY, int(space.pk)])
+        cursor.execute(
+            "SELECT c.id FROM ingestion_chunk c WHERE c.id = ANY(%s) AND NOT EXISTS ("
+            "SELECT 1 FROM ingestion_chunkembedding e WHERE e.chunk_id = c.id AND e.space_id = %s) "
+            "ORDER BY c.id FOR KEY SHARE OF c",
+            [chunk_ids, int(space.pk)],
         )
-        added += len(chunks)
+        return [row[0] for row in cursor.fetchall()]
 
 
 # Queries that read the old active space just before the switch still find its vectors for this long.

@@ -455,3 +455,36 @@ def test_an_unexpected_error_fails_the_documents_under_the_lease(genapi, collect
         document.status == "failed"
         and "Internal error during ingestion: RuntimeError: a bug" in document.error
     )
+
+
+def test_filling_a_space_skips_passages_filled_or_deleted_while_it_embedded(genapi, collection, monkeypatch):
+    """The fill writes by COPY (no ON CONFLICT): a passage another fill of the space wrote meanwhile, or one
+    deleted meanwhile, is left out of the write instead of failing it."""
+    import ingestion.services.spaces as spaces
+    from ingestion.services.spaces import embedding_space_fill
+
+    document, _ = document_create(collection=collection, title="Plant", text=SECTIONS)
+    document_ingest(document.pk)
+    new = embedding_space_create("multilingual-e5-large")
+    chunks = list(Chunk.objects.order_by("pk"))
+    filled, deleted, *rest = chunks
+    real_embed = spaces.texts_embed
+    returned = []
+
+    def embed_while_others_write(space, inputs):
+        vectors = real_embed(space, inputs)
+        returned.extend(vectors)
+        if not ChunkEmbedding.objects.filter(chunk=filled, space=new).exists():
+            ChunkEmbedding.objects.create(chunk=filled, space=new, embedding=vectors[0])
+            Chunk.objects.filter(pk=deleted.pk).delete()
+        return vectors
+
+    monkeypatch.setattr(spaces, "texts_embed", embed_while_others_write)
+    assert embedding_space_fill(new) == len(rest)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred foreign keys checked now
+    stored = {e.chunk_id: e.embedding.to_list() for e in ChunkEmbedding.objects.filter(space=new)}
+    assert sorted(stored) == sorted(c.pk for c in [filled, *rest])
+    for i, chunk in enumerate(chunks):  # one batch, in passage order; halfvec keeps ~3 digits
+        if chunk.pk in stored:
+            assert stored[chunk.pk] == pytest.approx(list(returned[i]), abs=2e-3)
