@@ -20,7 +20,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from accounts.permissions import SCOPES, request_api_key, request_can_ingest, request_has_scope
@@ -44,6 +43,7 @@ from ingestion.services.documents import (
 )
 from ingestion.services.jobs import ingest_job_bulk_create
 from rag_project.json_input import BoundedJSONParser, json_loads_bounded, json_value_problem
+from rag_project.pagination import paginated_response
 
 BULK_MAX_DOCUMENTS = 1000
 # Metadata is stored with each document and returned with every passage: bounded in size as well as depth.
@@ -121,12 +121,6 @@ def ingest_job_url(request, job: IngestJob) -> str:
 
 def _readable_document(request, document_id: int) -> Document:
     return document_get_readable_or_404(document_id, request.user, request_api_key(request))
-
-
-def _paginate(request, view, queryset, serializer_class):
-    paginator = api_settings.DEFAULT_PAGINATION_CLASS()  # REST_FRAMEWORK settings: limit/offset, page_size
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class DocumentOutputSerializer(serializers.ModelSerializer):
@@ -214,7 +208,7 @@ class CollectionListCreateApi(APIView):
     )
     def get(self, request):
         collections = collection_list(request.user, request_api_key(request))
-        return _paginate(request, self, collections, self.OutputSerializer)
+        return paginated_response(request, self, collections, self.OutputSerializer)
 
     @extend_schema(
         summary="Create a collection (staff)", request=InputSerializer, responses={201: OutputSerializer}
@@ -281,7 +275,7 @@ class DocumentListCreateApi(APIView):
             status=filters.validated_data.get("status") or None,
             job_id=filters.validated_data.get("job"),
         )
-        return _paginate(request, self, documents, DocumentOutputSerializer)
+        return paginated_response(request, self, documents, DocumentOutputSerializer)
 
     @extend_schema(
         summary="Add a document (multipart file or JSON text)",
@@ -457,4 +451,4 @@ class DocumentChunkListApi(APIView):
     def get(self, request, document_id: int):
         _require_scope(request, "search")  # full passage text, like /api/search and the passage endpoint
         document = _readable_document(request, document_id)
-        return _paginate(request, self, chunk_list(document), self.OutputSerializer)
+        return paginated_response(request, self, chunk_list(document), self.OutputSerializer)
