@@ -391,26 +391,17 @@ class Stack:
 
     def start_worker(self, name: str) -> Service:
         """Start (or start again, after a kill) one Celery worker; returns once it is ready."""
+        from rag_project.run import worker_command  # the options `make run` gives its worker
+
         svc = Service(
             name,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "rag_project",
-                "worker",
-                "--loglevel=INFO",
-                "-Q",
-                os.environ["CELERY_TASK_DEFAULT_QUEUE"],
-                f"--pool={self.worker_pool}",
-                f"--concurrency={self.worker_concurrency}",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"{name}-{uuid.uuid4().hex[:6]}@%h",
-            ],
+            worker_command(
+                beat=False,
+                concurrency=self.worker_concurrency,
+                pool=self.worker_pool,
+                queue=os.environ["CELERY_TASK_DEFAULT_QUEUE"],
+                name=f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            ),
             self.env(),
             self.log_dir,
         )

@@ -132,12 +132,30 @@ def web_command(host: str, port: int) -> list[str]:
     ]
 
 
-def worker_command() -> list[str]:
-    return [
-        *(PY, "-m", "celery", "-A", "rag_project", "worker", "--beat", "--loglevel=INFO"),
-        *("--concurrency", os.environ.get("CELERY_CONCURRENCY", "2")),
-        *("--schedule", str(data_dir() / "celerybeat-schedule")),
+def worker_command(
+    *,
+    beat: bool = True,
+    concurrency: int | None = None,
+    pool: str | None = None,
+    queue: str | None = None,
+    name: str | None = None,
+) -> list[str]:
+    """The Celery worker as `make run` starts it: beat embedded (the stale-document sweeper), concurrency
+    from CELERY_CONCURRENCY. Benchmarks start theirs through this too, without beat and with their own
+    pool, queue and node name (a named node skips gossip, mingle and heartbeats: it works alone)."""
+    command = [
+        *(PY, "-m", "celery", "-A", "rag_project", "worker", "--loglevel=INFO"),
+        *("--concurrency", str(concurrency or os.environ.get("CELERY_CONCURRENCY", "2"))),
     ]
+    if beat:
+        command += ["--beat", "--schedule", str(data_dir() / "celerybeat-schedule")]
+    if pool:
+        command.append(f"--pool={pool}")
+    if queue:
+        command += ["-Q", queue]
+    if name:
+        command += ["-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return command
 
 
 def start(name: str, command: list[str]) -> subprocess.Popen:
