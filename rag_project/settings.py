@@ -245,15 +245,24 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", de
 CACHES = {
     "default": env.cache_url("DJANGO_CACHE_URL", default="dbcache://rag_cache"),
 }
+# Django's database cache counts its table and runs 4 statements on every write (each request's throttle
+# counter): ours writes with one upsert and counts the table now and then (rag_project/cache.py).
+_DJANGO_DATABASE_CACHE = "django.core.cache.backends.db.DatabaseCache"
+DATABASE_CACHE_BACKEND = "rag_project.cache.DatabaseCache"
+for _cache in CACHES.values():
+    if _cache["BACKEND"] == _DJANGO_DATABASE_CACHE:
+        _cache["BACKEND"] = DATABASE_CACHE_BACKEND
 # Rerank scores (search/rerank.py) only save tokens: a miss costs a rerank call, never a wrong result, so
 # they need not be shared. Not the database cache (a write per search): Redis when DJANGO_CACHE_URL names
 # it, else each process's memory (bounded); RAG_RERANK_CACHE_URL overrides either.
 _RERANK_CACHE_DEFAULT = (
     env.str("DJANGO_CACHE_URL", default="")
-    if CACHES["default"]["BACKEND"] != "django.core.cache.backends.db.DatabaseCache"
+    if CACHES["default"]["BACKEND"] != DATABASE_CACHE_BACKEND
     else "locmemcache://rerank"
 )
 CACHES["rerank"] = env.cache_url("RAG_RERANK_CACHE_URL", default=_RERANK_CACHE_DEFAULT)
+if CACHES["rerank"]["BACKEND"] == _DJANGO_DATABASE_CACHE:
+    CACHES["rerank"]["BACKEND"] = DATABASE_CACHE_BACKEND
 if CACHES["rerank"]["BACKEND"].endswith("LocMemCache"):
     CACHES["rerank"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 5000)
 else:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 
 from genapi import GenAPIError
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
 from ingestion.services.embedding import texts_embed as space_texts_embed
-from search.fulltext import fulltext_candidates, statements_pipelined
+from search.fulltext import fulltext_candidates, query_with_settings
 from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
 from search.rerank import RerankBudget, RerankOutcome, passages_rerank
 from search.sql_filters import filters_sql
@@ -97,18 +97,17 @@ def vector_candidates(
     vector: list[float], space: EmbeddingSpace, collection_ids: list[int], filters: SearchFilters, limit: int
 ) -> list[tuple[int, float]]:
     sql, params = vector_candidates_sql(vector, space, collection_ids, filters, limit)
-    with transaction.atomic(), connection.cursor() as cursor, statements_pipelined():
-        # SET LOCAL: these settings end with this transaction, never leaking to the pooled connection.
-        ef_search = max(int(settings.RAG_HNSW_EF_SEARCH), int(limit))
-        # One round trip for both; iterative_scan keeps scanning the index until LIMIT rows pass the
-        # filters (pgvector >= 0.8).
-        cursor.execute(
-            "SELECT set_config('hnsw.ef_search', %s, true), "
-            "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            [str(min(ef_search, 1000))],
-        )
-        cursor.execute(sql, params)
-        return [(int(chunk_id), float(distance)) for chunk_id, distance in cursor.fetchall()]
+    ef_search = max(int(settings.RAG_HNSW_EF_SEARCH), int(limit))
+    # Local to the query's transaction (BEGIN, settings, query and COMMIT in one round trip);
+    # iterative_scan keeps scanning the index until LIMIT rows pass the filters (pgvector >= 0.8).
+    rows = query_with_settings(
+        "SELECT set_config('hnsw.ef_search', %s, true), "
+        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+        [str(min(ef_search, 1000))],
+        sql,
+        params,
+    )
+    return [(int(chunk_id), float(distance)) for chunk_id, distance in rows]
 
 
 _PASSAGE_COLUMNS = """
@@ -150,45 +149,83 @@ def _passage_from_row(row) -> Passage:
     )
 
 
-def passages_load(chunk_ids: list[int], collection_ids: list[int]) -> dict[int, Passage]:
-    """Passages by chunk id, readable ones only."""
+_HEADLINE_OPTIONS = f"StartSel={_SEL_START}, StopSel={_SEL_STOP}, MaxFragments=3, MaxWords=30, MinWords=10"
+# The query's words as an OR query (any word marks), in the passages' own text search configuration.
+_HEADLINE_QUERY = f"""
+    SELECT (SELECT COALESCE(string_agg(quote_literal(lexeme), ' | '), '')
+            FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s)))::tsquery AS query
+"""  # noqa: S608 - fixed fragments only
+_HEADLINE = f"ts_headline('{FULLTEXT_CONFIG}', c.text, q.query, %s)"
+
+
+def passages_load(
+    chunk_ids: list[int], collection_ids: list[int], *, highlight_query: str | None = None
+) -> dict[int, Passage]:
+    """Passages by chunk id, readable ones only. With `highlight_query`, each passage's `highlights` come
+    from the same statement (see `highlights_add`)."""
     if not chunk_ids or not collection_ids:
         return {}
+    highlight = bool(highlight_query and highlight_query.strip())
+    headline = f"CASE WHEN c.search_vector @@ q.query THEN {_HEADLINE} END" if highlight else "NULL::text"
     sql = f"""
-        SELECT {_PASSAGE_COLUMNS}
-        FROM ingestion_chunk c JOIN ingestion_document d ON d.id = c.document_id
+        WITH q AS ({_HEADLINE_QUERY if highlight else "SELECT NULL::tsquery AS query"})
+        SELECT {_PASSAGE_COLUMNS}, {headline}
+        FROM ingestion_chunk c JOIN ingestion_document d ON d.id = c.document_id CROSS JOIN q
         WHERE c.id = ANY(%s) AND d.collection_id = ANY(%s)
     """  # noqa: S608
+    params: list[Any] = [highlight_query, _HEADLINE_OPTIONS] if highlight else []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [list(chunk_ids), list(collection_ids)])
-        return {row[0]: _passage_from_row(row) for row in cursor.fetchall()}
+        cursor.execute(sql, [*params, list(chunk_ids), list(collection_ids)])
+        rows = cursor.fetchall()
+    loaded = {}
+    for row in rows:
+        passage = _passage_from_row(row[:-1])
+        passage.highlights = _headline_fragments(row[-1])
+        loaded[passage.chunk_id] = passage
+    return loaded
+
+
+def _headline_fragments(headline: str | None) -> list[str]:
+    """ts_headline's output as HTML fragments: only those with a match, the rest escaped, matches marked."""
+    if not headline or _SEL_START not in headline:
+        return []
+    fragments = [f.strip() for f in headline.split(" ... ") if _SEL_START in f]
+    return [html.escape(f).replace(_SEL_START, "<mark>").replace(_SEL_STOP, "</mark>") for f in fragments]
 
 
 def highlights_add(passages: list[Passage], query: str) -> None:
     """Fragments of each passage with the query's words marked `<mark>…</mark>` (the rest HTML-escaped)."""
     if not passages or not query.strip():
         return
-    options = f"StartSel={_SEL_START}, StopSel={_SEL_STOP}, MaxFragments=3, MaxWords=30, MinWords=10"
     sql = f"""
-        WITH q AS (
-            SELECT (SELECT COALESCE(string_agg(quote_literal(lexeme), ' | '), '')
-                    FROM unnest(to_tsvector('{FULLTEXT_CONFIG}', %s)))::tsquery AS query
-        )
-        SELECT c.id, ts_headline('{FULLTEXT_CONFIG}', c.text, q.query, %s)
+        WITH q AS ({_HEADLINE_QUERY})
+        SELECT c.id, {_HEADLINE}
         FROM ingestion_chunk c CROSS JOIN q
         WHERE c.id = ANY(%s) AND c.search_vector @@ q.query
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [query, options, [p.chunk_id for p in passages]])
+        cursor.execute(sql, [query, _HEADLINE_OPTIONS, [p.chunk_id for p in passages]])
         headlines = dict(cursor.fetchall())
     for passage in passages:
-        headline = headlines.get(passage.chunk_id)
-        if not headline or _SEL_START not in headline:
-            continue
-        fragments = [f.strip() for f in headline.split(" ... ") if _SEL_START in f]
-        passage.highlights = [
-            html.escape(f).replace(_SEL_START, "<mark>").replace(_SEL_STOP, "</mark>") for f in fragments
-        ]
+        fragments = _headline_fragments(headlines.get(passage.chunk_id))
+        if fragments:
+            passage.highlights = fragments
+
+
+def passages_page_load(
+    fused: list[tuple[int, float]], collection_ids: list[int], count: int, highlight_query: str
+) -> list[tuple[Passage, float]]:
+    """The first `count` readable passages of `fused`, in its order, with their highlights: usually one
+    statement for the page alone (a search that is not reranked returns the page, so the other candidates
+    need not be read); a passage gone since the legs ran is replaced from the candidates after it."""
+    page: list[tuple[Passage, float]] = []
+    start = 0
+    while len(page) < count and start < len(fused):
+        batch = fused[start : start + count - len(page)]
+        start += len(batch)
+        loaded = passages_load([cid for cid, _ in batch], collection_ids, highlight_query=highlight_query)
+        page.extend((loaded[cid], score) for cid, score in batch if cid in loaded)
+    return page
 
 
 # -- public -------------------------------------------------------------------------------------------------
@@ -229,35 +266,39 @@ def passages_retrieve(
     vector_hits: list[tuple[int, float]] = []
     text_hits: list[tuple[int, float]] = []
     if query and collection_ids:
-        space = embedding_space_active() if mode in ("vector", "hybrid") else None
-        if space is None and mode == "vector":
-            log.warning("vector search requested but no embedding space is active")
-        # The vector leg (query embedding, a provider round trip, then the HNSW query) runs in a thread on
-        # its own database connection while this thread runs the full-text leg: the two legs' queries use
-        # both cores and the request waits for the slower leg, not their sum. Inside a transaction (tests,
-        # a caller's atomic block) the legs must see its uncommitted writes: the thread then only embeds
-        # and the vector query runs here afterwards, on the caller's connection.
+        # The vector leg (the active embedding space, the query embedding, a provider round trip, then the
+        # HNSW query) runs in a thread on its own database connection while this thread runs the full-text
+        # leg: the two legs' queries use both cores and the request waits for the slower leg, not their
+        # sum. Inside a transaction (tests, a caller's atomic block) the legs must see its uncommitted
+        # writes: the space is read here, the thread only embeds, and the vector query runs here
+        # afterwards, on the caller's connection.
         own_connection = not connection.in_atomic_block
-        pending = (
-            _leg_pool.submit(
-                _vector_leg, query, space, collection_ids, filters, candidates, timings, own_connection
-            )
-            if space
-            else None
-        )
+        pending = None
+        space = None
+        if mode in ("vector", "hybrid"):
+            if not own_connection:
+                space = embedding_space_active()
+            if own_connection or space is not None:
+                pending = _leg_pool.submit(
+                    _vector_leg, query, space, collection_ids, filters, candidates, timings, own_connection
+                )
+            else:
+                _no_space_warn(mode)
         if mode in ("fulltext", "hybrid"):
             with timings.stage("fulltext"):
                 text_hits = fulltext_candidates(query, collection_ids, filters, candidates)
         if pending is not None:
             try:
-                vector, vector_hits = pending.result()
+                space, vector, vector_hits = pending.result()
             except GenAPIError:
                 if mode == "vector":
                     raise
                 # Hybrid keeps answering from full text when the embeddings endpoint is down.
                 log.warning("query embedding failed; hybrid search continues with full text", exc_info=True)
             else:
-                if not own_connection:
+                if space is None:
+                    _no_space_warn(mode)
+                elif not own_connection:
                     with timings.stage("vector"):
                         vector_hits = vector_candidates(vector, space, collection_ids, filters, candidates)
         for hits, weight in ((vector_hits, RRF_WEIGHT_VECTOR), (text_hits, RRF_WEIGHT_FULLTEXT)):
@@ -267,27 +308,32 @@ def passages_retrieve(
 
     with timings.stage("fuse"):
         fused = rrf_fuse(rankings, weights=weights)[:candidates]
-    with timings.stage("load"):
-        loaded = passages_load([cid for cid, _ in fused], collection_ids)
     vector_rank = {cid: i for i, (cid, _) in enumerate(vector_hits, start=1)}
     text_rank = {cid: i for i, (cid, _) in enumerate(text_hits, start=1)}
-    passages: list[Passage] = []
-    for chunk_id, score in fused:
-        passage = loaded.get(chunk_id)
-        if passage is None:
-            continue
-        passage.fused_score = passage.score = float(score)
-        passage.vector_rank = vector_rank.get(chunk_id)
-        passage.fulltext_rank = text_rank.get(chunk_id)
-        passages.append(passage)
 
-    outcome = RerankOutcome(passages[:top_k], False)
-    if rerank and passages:
-        with timings.stage("rerank"):
-            outcome = passages_rerank(query, passages, top_k=top_k, budget=rerank_budget)
+    def ranked(passage: Passage, score: float) -> Passage:
+        passage.fused_score = passage.score = float(score)
+        passage.vector_rank = vector_rank.get(passage.chunk_id)
+        passage.fulltext_rank = text_rank.get(passage.chunk_id)
+        return passage
+
+    if not rerank:
+        # The response is the fused list's first page: only it is read, its highlights in the same
+        # statement (`load` then covers both; there is no separate `highlight` stage).
+        with timings.stage("load"):
+            page = passages_page_load(fused, collection_ids, top_k, query)
+        outcome = RerankOutcome([ranked(p, score) for p, score in page], False)
+    else:
+        with timings.stage("load"):
+            loaded = passages_load([cid for cid, _ in fused], collection_ids)
+        passages = [ranked(loaded[cid], score) for cid, score in fused if cid in loaded]
+        outcome = RerankOutcome(passages[:top_k], False)
+        if passages:
+            with timings.stage("rerank"):
+                outcome = passages_rerank(query, passages, top_k=top_k, budget=rerank_budget)
+        with timings.stage("highlight"):
+            highlights_add(outcome.passages, query)
     passages = outcome.passages
-    with timings.stage("highlight"):
-        highlights_add(passages, query)
     return RetrievalResult(
         passages=passages,
         reranked=outcome.reranked,
@@ -306,26 +352,36 @@ def passages_retrieve(
 _leg_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vector-leg")
 
 
+def _no_space_warn(mode: str) -> None:
+    if mode == "vector":
+        log.warning("vector search requested but no embedding space is active")
+
+
 def _vector_leg(
     query: str,
-    space: EmbeddingSpace,
+    space: EmbeddingSpace | None,
     collection_ids: list[int],
     filters: SearchFilters,
     limit: int,
     timings: Timings,
     query_database: bool,
-) -> tuple[list[float], list[tuple[int, float]]]:
-    """The query's vector and, with `query_database`, its HNSW candidates (on this thread's connection)."""
+) -> tuple[EmbeddingSpace | None, list[float], list[tuple[int, float]]]:
+    """The space (the active one, read here when not given), the query's vector and, with
+    `query_database`, its HNSW candidates (on this thread's connection). No active space: (None, [], [])."""
     # As Django does between requests: drop this thread's connection if past its age or broken. (The
     # embedding call may use it too: the provider budget is shared through the cache.)
     close_old_connections()
     try:
+        if space is None:
+            space = embedding_space_active()
+            if space is None:
+                return None, [], []
         with timings.stage("embed"):
             vector = query_embed(query, space)
         if not query_database:
-            return vector, []
+            return space, vector, []
         with timings.stage("vector"):
-            return vector, vector_candidates(vector, space, collection_ids, filters, limit)
+            return space, vector, vector_candidates(vector, space, collection_ids, filters, limit)
     finally:
         if not settings.RAG_SEARCH_LEG_CONNECTION_KEEP:
             connection.close()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -78,9 +79,16 @@ class Passage:
         return passage_url(self.document_id, self.chunk_id)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # As dataclasses.asdict, without its field-by-field recursion (a search renders 8-100 of these):
+        # the fields are scalars but for metadata (nested JSON: deep-copied as asdict did) and highlights.
+        data = {name: getattr(self, name) for name in _PASSAGE_FIELDS}
+        data["metadata"] = copy.deepcopy(self.metadata) if self.metadata else {}
+        data["highlights"] = list(self.highlights)
         data["url"] = self.url
         return data
+
+
+_PASSAGE_FIELDS = tuple(f.name for f in fields(Passage))
 
 
 @dataclass

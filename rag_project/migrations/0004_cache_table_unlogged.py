@@ -8,13 +8,12 @@ table is emptied after a crash, which a cache may be. A no-op when the cache is 
 from django.conf import settings
 from django.db import migrations
 
+# Django's database cache, or ours (rag_project.cache.DatabaseCache, the default: a subclass).
+DATABASE_CACHES = ("django.core.cache.backends.db.DatabaseCache", "rag_project.cache.DatabaseCache")
+
 
 def _cache_tables() -> list[str]:
-    return [
-        conf["LOCATION"]
-        for conf in settings.CACHES.values()
-        if conf.get("BACKEND") == "django.core.cache.backends.db.DatabaseCache"
-    ]
+    return [conf["LOCATION"] for conf in settings.CACHES.values() if conf.get("BACKEND") in DATABASE_CACHES]
 
 
 def unlogged(apps, schema_editor):

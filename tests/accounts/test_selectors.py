@@ -14,6 +14,7 @@ from ingestion.models import Document
 from ingestion.selectors import (
     chunk_get_readable_or_404,
     collection_get_readable_or_403,
+    collection_ids_get_readable_or_403,
     collection_ids_readable,
     collections_get_readable_or_403,
     collections_readable,
@@ -157,6 +158,19 @@ def test_several_named_collections(world):
     key = ApiKeyFactory(user=user, collections=[c["hr"]])
     with pytest.raises(PermissionDenied):
         collections_get_readable_or_403(["public"], user, key)
+
+
+def test_named_collection_ids_in_one_statement(world, django_assert_num_queries):
+    people, c = world
+    user = people["hr_person"]
+    with django_assert_num_queries(1):
+        assert collection_ids_get_readable_or_403(["hr", "public"], user) == [c["hr"].pk, c["public"].pk]
+    assert set(collection_ids_get_readable_or_403(None, user)) == {c["public"].pk, c["hr"].pk, c["shared"].pk}
+    with pytest.raises(PermissionDenied):
+        collection_ids_get_readable_or_403(["hr", "finance"], user)
+    key = ApiKeyFactory(user=user, collections=[c["hr"]])
+    with pytest.raises(PermissionDenied):
+        collection_ids_get_readable_or_403(["public"], user, key)
 
 
 def test_objects_are_404_when_unreadable(world):

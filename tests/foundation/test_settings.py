@@ -167,7 +167,7 @@ def test_empty_values_mean_the_default(tmp_path):
     assert settings["DEBUG"] is False
     assert settings["TOP_K"] == 8
     assert settings["RERANK_MODEL"] == "qwen3-embedding-8b"
-    assert settings["CACHE"] == "django.core.cache.backends.db.DatabaseCache"
+    assert settings["CACHE"] == "rag_project.cache.DatabaseCache"  # Django's, one upsert per write
     # rerank scores stay off the database cache (a write per search): process memory instead
     assert settings["RERANK_CACHE"] == "django.core.cache.backends.locmem.LocMemCache"
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.cache import caches
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+import rag_project.cache
+from search.apis import SearchApi
 from search.models import QueryLog
-from tests.factories import ApiKeyFactory, CollectionFactory, DocumentFactory, bearer
+from tests.factories import ApiKeyFactory, CollectionFactory, DocumentFactory, active_space, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +50,9 @@ def test_search_returns_results(kb, client):
     response = post(client, "/api/search", {"query": "rotate a signing key", "top_k": 3}, caller)
     assert response.status_code == 200, response.content
     body = response.json()
+    # The view builds its body without the OutputSerializer: it must be what the serializer documents.
+    assert SearchApi.OutputSerializer(body).data == body
+    assert SearchApi.OutputSerializer(data=body).is_valid(), SearchApi.OutputSerializer(data=body).errors
     assert set(body) == {"query_id", "results", "reranked", "mode", "took_ms", "timings", "rerank_tokens"}
     assert body["reranked"] is True and body["mode"] == "hybrid"
     assert len(body["results"]) == 3
@@ -377,3 +385,37 @@ def test_a_database_outage_is_a_503_to_retry_and_a_clean_error_event(kb, client,
                     HTTP_ACCEPT="text/event-stream")  # fmt: skip
     assert response.status_code == 503
     assert json.loads(response.content.split(b"data: ", 1)[1])["code"] == "unavailable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_request_costs_few_statements_on_its_connection(genapi, client):
+    """Outside a test's transaction, as in production: authentication 1, throttle 2 (read, one upsert: no
+    COUNT(*) of the cache table), collections 1, the full-text leg in one round trip (BEGIN, plan settings,
+    the statement that also reads the lexeme statistics, COMMIT), the page with its highlights 1, the query
+    log 2 (its setting, the row; BEGIN and COMMIT), the provider usage 1 after the response (BEGIN and
+    COMMIT). The vector leg (with the active space's lookup) runs on its thread's own connection. Main's
+    code before this made 17 statements besides BEGIN/COMMIT here."""
+    space = active_space()
+    CollectionFactory(slug="kb", is_public=True)
+    DocumentFactory(
+        collection=CollectionFactory(slug="kb2", is_public=True),
+        passages=["To rotate a signing key, run the rotate-keys command.", "Invoices go out monthly."],
+        space=space,
+    )
+    caller = ApiKeyFactory()
+    body = {"query": "rotate a signing key", "collections": ["kb", "kb2"], "rerank": False, "top_k": 2}
+    # The first request also stamps the key's last use.
+    assert post(client, "/api/search", body, caller).status_code == 200
+    rag_project.cache._sets_since_count[caches["default"]._table] = 1  # the table's count is not due
+    with CaptureQueriesContext(connection) as queries:
+        response = post(client, "/api/search", body, caller)
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert results and "<mark>" in results[0]["highlights"][0]
+    assert results[0]["vector_rank"] is not None and results[0]["fulltext_rank"] is not None
+    statements = [q["sql"] for q in queries.captured_queries]
+    work = [sql for sql in statements if sql.strip() not in ("BEGIN", "COMMIT")]
+    assert len(work) <= 10 and len(statements) <= 16, "\n".join(statements)
+    assert not any("COUNT(*)" in sql for sql in statements)
+    assert not any("ingestion_embeddingspace" in sql or "<=>" in sql for sql in statements)
+    assert sum("ingestion_collection" in sql for sql in statements) == 1

@@ -161,6 +161,44 @@ def test_bm25_orders_a_tiny_corpus_as_computed_by_hand():
     assert [name_of[c] for c, _ in hits] == ["A", "B", "D"]
 
 
+def test_the_one_statement_scores_as_the_statistics_say_pending_deltas_included():
+    """The statement reads the lexeme statistics itself: its scores are BM25 over `lexeme_stats`' figures
+    (folded totals plus the deltas not folded yet), recomputed here in Python from the postings."""
+    collection = CollectionFactory()
+    document = DocumentFactory(
+        collection=collection,
+        passages=["zebra lion zebra", "lion giraffe savanna", "zebra giraffe giraffe acacia", "acacia"],
+    )
+    assert lexeme_stats_compact_task() > 0
+    # Pending deltas on top of the folded totals: one passage rewritten, one document added.
+    Chunk.objects.filter(pk=document.chunks.get(ordinal=3).pk).update(text="zebra acacia acacia trees")
+    DocumentFactory(collection=collection, passages=["lion lion zebra at dusk"])
+    assert _rows("SELECT count(*) FROM search_lexeme_delta")[0][0] > 0
+    query = "zebra lions giraffes"
+    stats = fulltext.lexeme_stats(query)
+    postings: dict[int, dict[str, tuple[int, int]]] = {}
+    for lexeme, chunk_id, tf, dl in _postings_from_scratch():
+        postings.setdefault(chunk_id, {})[lexeme] = (tf, dl)
+    k1, b = fulltext.BM25_K1, fulltext.BM25_B
+    expected = {
+        chunk_id: sum(
+            stats.idf(lexeme) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / stats.avg_length))
+            for lexeme, (tf, dl) in held.items()
+            if lexeme in stats.docs
+        )
+        for chunk_id, held in postings.items()
+        if set(held) & set(stats.docs)
+    }
+    hits = fulltext.fulltext_candidates(query, [collection.pk], SearchFilters(), 10)
+    assert {c for c, _ in hits} == set(expected)
+    for chunk_id, score in hits:
+        assert score == pytest.approx(expected[chunk_id], rel=1e-9)
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    # Only stopwords, or words no passage holds: nothing, and no error.
+    assert fulltext.fulltext_candidates("the of and", [collection.pk], SearchFilters(), 10) == []
+    assert fulltext.fulltext_candidates("xylophone", [collection.pk], SearchFilters(), 10) == []
+
+
 def test_filters_apply_inside_the_scan_so_k_rows_come_back(monkeypatch):
     """Passages outside the readable collections have the highest impact; with a per-lexeme depth of 3
     a filter applied after the scan would return nothing. Inside the scan, 3 readable passages come back."""
@@ -188,7 +226,6 @@ def _postings_read(query: str, collection_id: int, limit: int) -> int:
     """Rows the full-text statement read from search_posting, from EXPLAIN ANALYZE."""
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE search_posting, ingestion_chunk, ingestion_document")
-    stats = fulltext.lexeme_stats(query)
 
     def walk(node: dict) -> int:
         own = 0
@@ -196,9 +233,8 @@ def _postings_read(query: str, collection_id: int, limit: int) -> int:
             own = int(node.get("Actual Rows", 0)) * int(node.get("Actual Loops", 1))
         return own + sum(walk(child) for child in node.get("Plans", []))
 
-    lexemes = sorted(stats.docs)
     where, params = fulltext.filters_sql([collection_id], SearchFilters())
-    sql, sql_params = fulltext.fulltext_sql(lexemes, stats, where, params, limit)
+    sql, sql_params = fulltext.fulltext_sql(query, where, params, limit)
     with transaction.atomic(), connection.cursor() as cursor:
         # Tiny tables are cheaper to scan whole; production ones are not. Rule whole-table plans out to show
         # the index serves the statement, then count what it read.
