@@ -20,7 +20,7 @@ if __package__ in (None, ""):
 
 DEPTH = 200
 TOP = 100  # documents scored per query, as evaluate
-K_GRID = (5, 10, 20, 30, 40, 60, 80, 100, 150)
+K_GRID = (1, 2, 3, 5, 10, 20, 30, 40, 60, 80, 100, 150)
 W_GRID = (0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0)
 DEPTH_GRID = (50, 100, 200)
 

@@ -132,9 +132,9 @@ def realmix_insert(
                 """
                 INSERT INTO ingestion_document (collection_id, title, file, text, source_url,
                     mime_type, size_bytes, content_sha256, metadata, status, error, chunks_total,
-                    chunks_embedded, attempts, created_at, updated_at)
+                    chunks_embedded, embedding_tokens, attempts, created_at, updated_at)
                 SELECT %s, 'Realmix ' || g, '', '', '', 'text/plain', 0, md5('realmix:' || g),
-                    '{"filler": true}', 'ready', '', %s, %s, 0, now(), now()
+                    '{"filler": true}', 'ready', '', %s, %s, 0, 0, now(), now()
                 FROM generate_series(%s, %s) g
                 RETURNING id
                 """,

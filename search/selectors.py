@@ -247,7 +247,7 @@ def passages_retrieve(
     from ingestion.selectors.collection_ids_readable) and `filters`.
 
     `mode`: "vector" (active embedding space, HNSW), "fulltext" (tsvector) or "hybrid" (both, fused by
-    reciprocal rank, k=60). With `rerank`, the head of the fused list goes to the reranker within
+    reciprocal rank, search/fusion.py). With `rerank`, the head of the fused list goes to the reranker within
     `rerank_budget` (default: the settings; search/rerank.py); if it fails the fused order stands and
     `reranked` is False. Passages the reranker scores below settings.RAG_RERANK_THRESHOLD are dropped.
     Each stage's milliseconds go into `timings` (a new Timings when not given) and the result.

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ingestion.models import Chunk
-from search.fusion import rrf_fuse
+from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
 from search.selectors import (
     embedding_space_active,
     passage_with_neighbours,
@@ -116,8 +116,8 @@ def test_passages_below_the_rerank_threshold_are_dropped(kb, settings):
 def test_rrf_order_on_a_constructed_case():
     vector = ["a", "b", "c", "d"]
     fulltext = ["c", "a", "e"]
-    fused = rrf_fuse([vector, fulltext])
     k = 60
+    fused = rrf_fuse([vector, fulltext], k=k)
     expected = {
         "a": 1 / (k + 1) + 1 / (k + 2),
         "b": 1 / (k + 2),
@@ -147,7 +147,10 @@ def test_hybrid_fuses_the_two_lists_by_reciprocal_rank(kb):
     vector = passages_retrieve(query, collection_ids=ids, mode="vector", top_k=50, rerank=False)
     fulltext = passages_retrieve(query, collection_ids=ids, mode="fulltext", top_k=50, rerank=False)
     hybrid = passages_retrieve(query, collection_ids=ids, mode="hybrid", top_k=50, rerank=False)
-    expected = rrf_fuse([[p.chunk_id for p in vector.passages], [p.chunk_id for p in fulltext.passages]])
+    expected = rrf_fuse(
+        [[p.chunk_id for p in vector.passages], [p.chunk_id for p in fulltext.passages]],
+        weights=[RRF_WEIGHT_VECTOR, RRF_WEIGHT_FULLTEXT],
+    )
     assert [p.chunk_id for p in hybrid.passages] == [cid for cid, _ in expected]
     assert [p.score for p in hybrid.passages] == pytest.approx([s for _, s in expected])
 
