@@ -60,12 +60,20 @@ def on_attempt(record: AttemptRecord) -> None:
         _add(record.endpoint, model, errors=1)
 
 
-UPSERT = f"""
+_ROW = f"({', '.join(['%s'] * (3 + len(FIELDS)))})"
+
+
+def _upsert_sql(rows: int) -> str:
+    """One statement for every row. Not executemany: psycopg runs that in pipeline mode, and a failure
+    there (the database gone when the process exits) is logged by psycopg itself as it aborts the
+    pipeline, at exit into handlers already closed: the "--- Logging error ---" after a search. A plain
+    statement just raises, and the flush handles it. The rows' keys are distinct (one tally per key)."""
+    return f"""
 INSERT INTO operations_providerusageday (day, endpoint, model, {", ".join(FIELDS)})
-VALUES (%s, %s, %s, {", ".join(["%s"] * len(FIELDS))})
+VALUES {", ".join([_ROW] * rows)}
 ON CONFLICT (day, endpoint, model) DO UPDATE SET
 {", ".join(f"{f} = operations_providerusageday.{f} + EXCLUDED.{f}" for f in FIELDS)}
-"""
+"""  # noqa: S608 - column names are this module's constants
 
 
 def provider_usage_flush(*, quiet: bool = False) -> int:
@@ -85,7 +93,7 @@ def provider_usage_flush(*, quiet: bool = False) -> int:
     try:
         # A savepoint if a transaction is open after all: a failure here must not break the caller's.
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(UPSERT, rows)
+            cursor.execute(_upsert_sql(len(rows)), [value for row in rows for value in row])
     except Exception as exc:  # noqa: BLE001 - accounting must never fail a request or a task
         if quiet:  # at exit: logging may already be shut down
             return 0

@@ -90,3 +90,19 @@ def test_usage_is_folded_per_day_and_priced(admin_client, settings):
     assert "unpriced" in page.content.decode()
     listing = admin_client.get("/admin/operations/providerusageday/")
     assert listing.status_code == 200 and "20.0000" in listing.content.decode()
+
+
+def test_a_flush_that_fails_raises_no_warning_from_psycopg(caplog):
+    """At exit (quiet) a failed flush says nothing and raises nothing. (The flush used executemany, which
+    psycopg runs in pipeline mode and whose aborted pipeline it logs itself when the connection also fails
+    on the way out; this test's failure, a missing table, did not make psycopg log even then.)"""
+    import logging
+
+    from django.db import connection
+
+    on_usage(UsageRecord("some-model", "embeddings", 10, 0, 3.0, 0))
+    with connection.cursor() as cursor:  # the table gone (undone with the test's transaction)
+        cursor.execute("ALTER TABLE operations_providerusageday RENAME TO operations_providerusageday_gone")
+    with caplog.at_level(logging.DEBUG, logger="psycopg"):
+        assert provider_usage_flush(quiet=True) == 0
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")]
