@@ -192,6 +192,8 @@ class Chunk(models.Model):
     char_start = models.PositiveIntegerField()
     char_end = models.PositiveIntegerField()
     content_sha256 = models.CharField(max_length=64, db_index=True)
+    # Read by the BM25 postings trigger (search/fulltext.py) and by highlighting (per passage id): no
+    # query searches it by content, so it carries no GIN index (that cost every insert; issue 15).
     search_vector = models.GeneratedField(
         expression=SearchVector("heading_path", "text", config=FULLTEXT_CONFIG),
         output_field=SearchVectorField(),
@@ -201,7 +203,6 @@ class Chunk(models.Model):
     class Meta:
         ordering = ["document_id", "ordinal"]
         constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="unique_chunk_ordinal")]
-        indexes = [GinIndex(fields=["search_vector"], name="chunk_search_vector_gin")]
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -171,6 +172,36 @@ def documents_ingest(document_ids: list[int], *, final_attempt: int | None = Non
     unexpected exception (a bug, the task's soft time limit) fails them too before it propagates. Every
     failure is written under the lease: documents another worker took over meanwhile are left to it.
     """
+    with commits_unflushed():
+        return _documents_ingest(document_ids, final_attempt)
+
+
+@contextmanager
+def commits_unflushed() -> Iterator[None]:
+    """This connection's commits return before their WAL reaches the disk (`synchronous_commit` off) while
+    the block runs; the setting is restored after.
+
+    Safe for ingestion: a commit is atomic either way, and a crash of the server can lose only the last
+    commits (at most about 3 x `wal_writer_delay`, 0.6 s by default). What such a loss leaves is a state the
+    pipeline already recovers from: a lost claim leaves the documents `queued` (the sweeper sends them again
+    after RAG_STALE_PROCESSING_SECONDS), a lost final write leaves them `processing` under a lease nobody
+    renews (re-queued after RAG_LEASE_SECONDS), and the re-run replaces the document's passages and vectors
+    whole (`_results_write` deletes before it copies), so nothing is duplicated. Each commit no longer waits
+    for a disk flush, which on a busy machine is most of a small transaction's time (BENCHMARKS.md, issue 15).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('synchronous_commit', 'off', false)")
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET synchronous_commit")
+        except DatabaseError:  # the connection broke meanwhile: it is closed, and the setting with it
+            database_reset()
+
+
+def _documents_ingest(document_ids: list[int], final_attempt: int | None) -> dict[int, str]:
     claimed, lease = _documents_claim(document_ids)
     if not claimed:
         return {}

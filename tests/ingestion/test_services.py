@@ -488,3 +488,40 @@ def test_filling_a_space_skips_passages_filled_or_deleted_while_it_embedded(gena
     for i, chunk in enumerate(chunks):  # one batch, in passage order; halfvec keeps ~3 digits
         if chunk.pk in stored:
             assert stored[chunk.pk] == pytest.approx(list(returned[i]), abs=2e-3)
+
+
+def test_ingestion_commits_without_waiting_for_the_wal_flush_and_restores_the_setting(
+    genapi, collection, monkeypatch
+):
+    """Ingestion's commits return before the WAL reaches the disk (a crash can only lose the last fraction of
+    a second, which the lease, the sweeper and the idempotent re-run recover); other work is unaffected."""
+    import ingestion.services.pipeline as pipeline
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    embedding_space_get_or_create_active()
+    document, _ = document_create(collection=collection, title="D", text="Text to embed.")
+    seen = []
+    real = pipeline._results_write
+
+    def spy(*args, **kwargs):
+        seen.append(setting())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_results_write", spy)
+    before = setting()
+    assert document_ingest(document.pk) == "ready"
+    assert seen == ["off"] and setting() == before == "on"
+
+
+def test_passages_carry_no_content_index_on_their_tsvector(genapi, collection):
+    """Full-text search reads the postings; highlighting matches the tsvector of passages chosen by id."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'ingestion_chunk' "
+            "AND indexdef LIKE '%search_vector%'"
+        )
+        assert cursor.fetchall() == []
