@@ -228,3 +228,21 @@ def test_list_filters_are_validated(client_for, staff, reader, collections):
         assert denied.status_code == 403, slug
         assert denied.json()["error"]["message"] == f"You may not read collection '{slug}'."
     assert client_for(staff).get("/api/documents?collection=private").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["plain text", "a\ud800b", "\udfff", "nul\x00", "é" * 600])
+def test_text_field_refuses_what_drf_refuses_with_the_same_message(value):
+    """The API's TextField checks surrogates with one regular expression (DRF walks the string in Python):
+    the same values are refused, with the same message and code."""
+    from rest_framework import serializers
+
+    from ingestion.apis import TextField
+
+    def outcome(field):
+        try:
+            return ("ok", field.run_validation(value))
+        except serializers.ValidationError as exc:
+            return ("error", exc.detail, [d.code for d in exc.detail])
+
+    for kwargs in ({}, {"max_length": 500, "trim_whitespace": False}):
+        assert outcome(TextField(**kwargs)) == outcome(serializers.CharField(**kwargs))
