@@ -1,4 +1,4 @@
-"""Tokenizer, light stemmer, hash embeddings and BM25 shared by the stand-in's engines."""
+"""Tokenizer, light stemmer, hash embeddings and per-pair BM25 shared by the stand-in's engines."""
 
 from __future__ import annotations
 
@@ -178,28 +178,37 @@ class HashEmbedder:
         return [v / norm for v in vec]
 
 
-def bm25_scores(query: str, documents: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
+# BM25's saturation and length normalisation against fixed constants (not the request's average length).
+BM25_K1 = 1.2
+BM25_B = 0.75
+REFERENCE_TERMS = 100  # content words (stopwords dropped) of a typical passage
+
+
+def bm25_scores(query: str, documents: list[str], k1: float = BM25_K1, b: float = BM25_B) -> list[float]:
+    """BM25 of each document for `query`, each (query, document) pair scored on its own, as a provider's
+    cross-encoder does: term weights from a fixed English background (genapi.local.background), length
+    normalised against REFERENCE_TERMS, so a document's score does not depend on what else is sent with it.
+    The sum is scaled by the share of the query's weight the document covers (coverage matters more than
+    repetition for relevance)."""
+    from genapi.local.background import idf
+
     q = set(terms(query))
-    docs = [terms(d) for d in documents]
-    if not q or not docs:
+    if not q:
         return [0.0] * len(documents)
-    n = len(docs)
-    avgdl = (sum(len(d) for d in docs) / n) or 1.0
-    df: Counter = Counter()
-    for d in docs:
-        df.update(set(d) & q)
+    weights = {t: max(idf(t), 0.1) for t in q}
+    query_weight = sum(weights.values())
     scores = []
-    for d in docs:
+    for document in documents:
+        d = terms(document)
         tf = Counter(t for t in d if t in q)
-        s = 0.0
-        for t, f in tf.items():
-            # Floor the idf: with a handful of candidates a term in all of them still carries signal.
-            idf = max(math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)), 0.3)
-            s += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * len(d) / avgdl))
-        # Coverage of the query matters more than repetition for relevance.
-        scores.append(s * (0.5 + 0.5 * len(tf) / len(q)))
+        norm = k1 * (1 - b + b * len(d) / REFERENCE_TERMS)
+        s = sum(weights[t] * f * (k1 + 1) / (f + norm) for t, f in tf.items())
+        covered = sum(weights[t] for t in tf) / query_weight
+        scores.append(s * (0.5 + 0.5 * covered))
     return scores
 
 
-def squash(score: float, k: float = 4.0) -> float:
+def squash(score: float, k: float = 10.0) -> float:
+    """A BM25 sum to 0..1, like a reranker's relevance score; k so that a long query matching well
+    (sums of 30-60) still gets distinct scores at the 6 decimals the stand-in answers with."""
     return 1.0 - math.exp(-score / k)

@@ -42,6 +42,32 @@ def test_stemmer_and_bm25():
     assert scores[0] > scores[2] > scores[1] == 0
 
 
+def test_lexical_rerank_scores_each_pair_on_its_own():
+    """As a provider's cross-encoder: a document's score does not depend on the others sent with it."""
+    query = "vitamin D deficiency and the risk of hip fractures in elderly patients"
+    docs = [
+        "Vitamin D deficiency raised the risk of hip fractures among elderly patients in the cohort.",
+        "Patients were elderly. Patients were followed for ten years; patients reported outcomes.",
+        "Hip fractures in the elderly: a review of surgical treatments.",
+        "Bank interest rates rose in the third quarter.",
+    ]
+    alone = [bm25_scores(query, [d])[0] for d in docs]
+    assert bm25_scores(query, docs) == alone
+    assert bm25_scores(query, [docs[3], docs[0], *docs[:3] * 5])[1] == alone[0]
+    assert alone[0] > alone[2] > alone[1] > alone[3] == 0  # rare words weigh more than "patients"
+    # Saturated term frequency, and length normalised against a fixed reference, not the request's average.
+    once = bm25_scores("vitamin", ["vitamin " + "cell " * 20])[0]
+    assert once < bm25_scores("vitamin", ["vitamin vitamin " + "cell " * 19])[0] < 2 * once
+    assert bm25_scores("vitamin", ["vitamin " + "cell " * 200])[0] < once
+
+
+def test_background_weights_are_fixed_and_ordered():
+    from genapi.local.background import IDF_MAX, idf
+
+    assert idf(stem("patients")) < idf(stem("vitamin")) < idf(stem("mitochondrial")) < IDF_MAX
+    assert idf("zzqxunknownword") == IDF_MAX and idf(stem("the")) < 0.5
+
+
 def test_extractive_answers():
     msgs = [
         {
