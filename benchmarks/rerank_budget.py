@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--limit-queries", type=int, default=None)
     parser.add_argument("--documents", default="10,15,20,25,30", help="passages sent, comma-separated")
     parser.add_argument("--document-tokens", default="96,128,160,200", help="tokens per passage")
+    parser.add_argument(
+        "--budgets", default=None, help="passages x tokens pairs instead of the grid, e.g. 40x96,60x64"
+    )
     parser.add_argument("--tokens-max", type=int, default=4000, help="tokens per search (0: none)")
     parser.add_argument("--windows", default="window", help="passage cuts to compare: window,fragments")
     parser.add_argument(
@@ -107,11 +110,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "window",
                     0.0,
                 )
-            for window, docs, cap, fused in itertools.product(
-                args.windows.split(","),
-                (int(x) for x in args.documents.split(",")),
-                (int(x) for x in args.document_tokens.split(",")),
-                (float(x) for x in args.fused_weights.split(",")),
+            sizes = (
+                [tuple(int(x) for x in pair.split("x")) for pair in args.budgets.split(",")]
+                if args.budgets
+                else list(
+                    itertools.product(
+                        (int(x) for x in args.documents.split(",")),
+                        (int(x) for x in args.document_tokens.split(",")),
+                    )
+                )
+            )
+            for window, (docs, cap), fused in itertools.product(
+                args.windows.split(","), sizes, (float(x) for x in args.fused_weights.split(","))
             ):
                 label = f"{docs} x {cap} tokens, {window}" + (f", fused weight {fused}" if fused else "")
                 budgets[label] = (RerankBudget(docs, cap, args.tokens_max), window, fused)
