@@ -38,8 +38,9 @@ WINDOW = "window"  # "window": one contiguous stretch; "fragments": several shor
 # The reranked head's order: reciprocal-rank fusion of the reranker's order and the fused (first-stage)
 # order, the latter weighted FUSED_WEIGHT (0: the reranker's order alone). The reranker reads windows, not
 # whole passages, so the first stage's evidence (whole passages, corpus statistics) could keep a say. Off:
-# with the stand-in's lexical reranker it cost 0.014 nDCG@10 on SciFact train (BENCHMARKS.md); kept for
-# measuring a provider's reranker (benchmarks/rerank_budget.py --fused-weights).
+# with the stand-in's per-pair lexical reranker a weight of 0.5 cost 0.009 nDCG@10 on SciFact train at
+# 25 x 160 (0.014 at 40 x 96, weight 1, with its older per-request BM25; BENCHMARKS.md); kept for measuring
+# a provider's reranker (benchmarks/rerank_budget.py --fused-weights).
 FUSED_WEIGHT = 0.0
 BLEND_K = 20
 
