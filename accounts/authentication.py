@@ -14,7 +14,10 @@ _DUMMY_HASH = key_hash("cit_000000000000_dummy")
 
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     prefix = key_prefix(raw_key)
-    api_key = ApiKey.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
+    # `prefix` is unique: a slice, not `.first()`, whose ORDER BY the ORM compiled on every request.
+    api_key = (
+        next(iter(ApiKey.objects.select_related("user").filter(prefix=prefix)[:1]), None) if prefix else None
+    )
     if not key_matches(raw_key, api_key.key_hash if api_key else _DUMMY_HASH) or api_key is None:
         return None
     now = timezone.now()
