@@ -231,7 +231,8 @@ def realmix_main(args) -> dict[str, Any]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [_index_name(space.pk)])
             index_present = cursor.fetchone() is not None
-        if have < args.passages:
+        if have < args.passages or (index_present and (args.m or args.ef_construction)):
+            # New passages, or other graph parameters asked for: the index is built again.
             embedding_space_index_drop(space)
             index_present = False
             t0 = time.perf_counter()
