@@ -59,6 +59,11 @@ def test_ingest_throughput_smoke(tmp_path):
         assert "pip install -e '.[bench]'" in peer["error"]  # the peer needs the `bench` extra
     else:
         assert peer["documents"] == len(CORPUS) and peer["chunks"] == len(CORPUS)
+        # The same peer with Citable's embeddings: its own stand-in, one request for five passages.
+        same = data["peer_same_embeddings"]
+        assert same["embedder"] == "standin" and same["chunks"] == len(CORPUS)
+        assert same["embedding_requests"] == 1
+        assert "same stand-in embeddings" in stdout
 
 
 def test_ingest_under_limits_smoke(tmp_path):
