@@ -376,7 +376,10 @@ def test_passages_and_vectors_written_by_copy_are_exact_and_indexed(genapi, coll
     assert any(lexeme == "valv" and chunk_id == rows[1][0] for lexeme, chunk_id, _ in indexed)
 
     with connection.cursor() as cursor:  # the HNSW index answers, and finds each passage by its vector
+        # With five rows the planner may prefer the space_id btree and a sort; with scans and sorts off
+        # the ordered HNSW scan is the only plan left, so the hits below come from the index COPY fed.
         cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET enable_sort = off")
         for chunk in chunks:
             hits = vector_candidates(stored[chunk.pk].to_list(), space, [collection.pk], SearchFilters(), 1)
             assert hits[0][0] == chunk.pk
@@ -387,6 +390,7 @@ def test_passages_and_vectors_written_by_copy_are_exact_and_indexed(genapi, coll
         )
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("SET enable_seqscan = on")
+        cursor.execute("SET enable_sort = on")
     assert f"ingestion_chunkembedding_space_{space.pk}_hnsw" in plan
 
     # A re-ingest replaces the passages through the same path: no posting of the old ones survives.
