@@ -121,6 +121,60 @@ def postmaster_pid() -> int | None:
         return None
 
 
+class MemorySampler:
+    """Reads every process's memory every `every` seconds in a thread while the load runs. Two readings
+    cannot tell a warm-up from a leak; a timeline can: a leak keeps climbing in the second half of the run,
+    a warm-up flattens out."""
+
+    def __init__(self, roots: dict[str, int], every: float):
+        import threading
+
+        self.roots, self.every = roots, every
+        self.readings: list[tuple[float, dict[str, tuple[float, float]]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._t0 = 0.0
+
+    def _read(self) -> dict[str, tuple[float, float]]:
+        reading = process_memory(self.roots)
+        self.readings.append((time.monotonic() - self._t0, reading))
+        return reading
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._read()
+
+    def start(self) -> dict[str, tuple[float, float]]:
+        self._t0 = time.monotonic()
+        first = self._read()
+        self._thread.start()
+        return first
+
+    def stop(self) -> dict[str, tuple[float, float]]:
+        self._stop.set()
+        self._thread.join()
+        return self._read()
+
+    def timeline(self) -> dict[str, Any]:
+        """USS in MiB of the processes alive at every reading, reading by reading, and each one's growth
+        over the second half of the run (end against the reading nearest the midpoint)."""
+        names = sorted(set.intersection(*(set(r) for _, r in self.readings)))
+        seconds = [round(t) for t, _ in self.readings]
+        middle = min(range(len(seconds)), key=lambda i: abs(seconds[i] - seconds[-1] / 2))
+        rows = []
+        for name in names:
+            uss = [round(r[name][1], 1) for _, r in self.readings]
+            half = uss[middle]
+            rows.append(
+                {
+                    "process": name,
+                    "uss": uss,
+                    "second_half_growth_pct": round(100 * (uss[-1] - half) / half, 1) if half else None,
+                }
+            )
+        return {"seconds": seconds, "processes": rows}
+
+
 class Recorder:
     def __init__(self):
         self.latency: dict[str, list[float]] = defaultdict(list)
@@ -234,6 +288,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds a user waits between requests")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds of traffic before memory is read")
+    parser.add_argument(
+        "--sample-every", type=float, default=60.0, help="seconds between memory readings during the run"
+    )
     parser.add_argument("--redis-db", type=int, default=6)
     args = parser.parse_args(argv)
     for name, value in DEFAULT_THROTTLES.items():
@@ -276,11 +333,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         warm = Recorder()
         warm_args = argparse_copy(args, seconds=args.warmup)
         asyncio.run(drive(stack.web_url, keys, warm, qs, slug, warm_args))
-        memory_start = process_memory(roots)
+        sampler = MemorySampler(roots, args.sample_every)
+        memory_start = sampler.start()
         load_start = os.getloadavg()
         rec = Recorder()
         wall = asyncio.run(drive(stack.web_url, keys, rec, qs, slug, args))
-        memory_end = process_memory(roots)
+        memory_end = sampler.stop()
         figures = {
             "machine": info,
             "passages": passages,
@@ -290,6 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "throttles": {k: os.environ[k] for k in DEFAULT_THROTTLES},
             "endpoints": summary(rec, wall),
             "memory_mib": memory_table(memory_start, memory_end),
+            "memory_timeline": sampler.timeline(),
             "load_start": load_start,
             "load_end": os.getloadavg(),
         }
@@ -387,6 +446,12 @@ def report(f: dict[str, Any]) -> None:
             f"  {row['process']:36} {row['rss_start']:9.1f} {row['rss_end']:8.1f} {row['uss_start']:9.1f} "
             f"{row['uss_end']:8.1f} {row['uss_growth_pct'] or 0:7.1f}%"
         )
+    timeline = f["memory_timeline"]
+    if len(timeline["seconds"]) > 2:
+        print("\n## USS (MiB) by reading; a leak keeps growing in the second half, a warm-up flattens")
+        print(f"  seconds: {timeline['seconds']}")
+        for row in timeline["processes"]:
+            print(f"  {row['process']:36} 2nd half {row['second_half_growth_pct'] or 0:+5.1f}%  {row['uss']}")
     print(f"\n## machine load (1, 5, 15 min): start {f['load_start']}, end {f['load_end']}")
 
 
