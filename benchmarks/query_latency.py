@@ -457,8 +457,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--replot", default=None, help="only print the table and draw --plot from this earlier --json file"
+    )
     parser.add_argument("--child", action="store_true", help=argparse_hidden())
     args = parser.parse_args(argv)
+    if args.replot:
+        result = json.loads(Path(args.replot).read_text())
+        table_print(result["runs"])
+        if args.plot:
+            plot_write(result["runs"], args.plot)
+        return result
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.child:
         result = run_one_size(args, sizes[0])
