@@ -48,7 +48,10 @@ from benchmarks.common import (  # noqa: E402
 )
 
 CONCURRENT = 8
-WARMUP = 5
+# Searches sent before the passes. At 1,000,000 passages the first few dozen read the HNSW graph and the
+# postings from disk (a fresh server's buffers are empty): with 5, the first pass measured that (p95 119.8 ms
+# against 72 for the next one-client pass; BENCHMARKS.md, session 5).
+WARMUP = 50
 CORPUS_META = "corpus.json"
 BUILDING_MARK = "building"
 # (name, path, extra body, clients); each pass gets fresh queries.
@@ -248,7 +251,7 @@ def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) 
         cursor += n
         return chosen
 
-    warm = [{"query": q, "collections": slugs, "rerank": False} for q in take(WARMUP)]
+    warm = [{"query": q, "collections": slugs, "rerank": False} for q in take(args.warmup)]
     _requests(stack.web_url, key, "/api/search", warm, 1)
     for name, path, extra, clients in PASSES:
         n = args.ask_requests if path == "/api/ask" else args.requests
@@ -457,6 +460,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="searches sent before the passes")
     parser.add_argument(
         "--replot", default=None, help="only print the table and draw --plot from this earlier --json file"
     )
@@ -489,6 +493,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         command += ["--ask-requests", str(args.ask_requests), "--load-workers", str(args.load_workers)]
         command += ["--pass-seconds", str(args.pass_seconds), "--recall-queries", str(args.recall_queries)]
         command += ["--web-workers", str(args.web_workers), "--web-threads", str(args.web_threads)]
+        command += ["--warmup", str(args.warmup)]
         for flag, value in (
             ("--cache-url", args.cache_url),
             ("--sample", args.sample),

@@ -92,6 +92,8 @@ def test_query_latency_smoke(tmp_path):
         "8",
         "--ask-requests",
         "3",
+        "--warmup",
+        "5",
         "--plot",
         str(plot),
     )
@@ -111,6 +113,16 @@ def test_query_latency_smoke(tmp_path):
         assert "no plot: matplotlib is not installed" in stdout
     else:
         assert plot.stat().st_size > 1000
+    # --replot draws the table again from the written figures, measuring nothing.
+    replotted = subprocess.run(
+        [sys.executable, "-m", "benchmarks.query_latency", "--replot", str(tmp_path / "query_latency.json")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "| 200 | search no rerank, 1 client |" in replotted.stdout
 
 
 def test_hnsw_recall_smoke(tmp_path):
