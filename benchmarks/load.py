@@ -295,6 +295,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     for name, value in DEFAULT_THROTTLES.items():
         os.environ.setdefault(name, value)  # our own throttles stay on: their 429s are reported apart
+    # Web and worker as in production: DEBUG off. (With it on, as the benchmarks' default was, Django keeps
+    # a log of every statement per connection and Celery warns of the same: memory that grows by design.)
+    from benchmarks.query_latency import _web_environment
+
+    os.environ.update(_web_environment(argparse_copy(args, cache_url=None)))
     info = machine_info()
     db = BenchDatabase(args.database_url, args.data_dir)
     db.setup()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, reset_queries
 
 from genapi import GenAPIError
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
@@ -368,9 +368,13 @@ def _vector_leg(
 ) -> tuple[EmbeddingSpace | None, list[float], list[tuple[int, float]]]:
     """The space (the active one, read here when not given), the query's vector and, with
     `query_database`, its HNSW candidates (on this thread's connection). No active space: (None, [], [])."""
-    # As Django does between requests: drop this thread's connection if past its age or broken. (The
-    # embedding call may use it too: the provider budget is shared through the cache.)
+    # As Django does between requests: drop this thread's connection if past its age or broken (the
+    # embedding call may use it too: the provider budget is shared through the cache), and empty its query
+    # log. Django empties it when a request starts, but only on the request's own thread: with DEBUG on,
+    # each pool thread's log kept its last 9,000 statements, vector literals included (~40 MB a thread; the
+    # web workers' steady growth under benchmarks/load.py, BENCHMARKS.md issue 16).
     close_old_connections()
+    reset_queries()
     try:
         if space is None:
             space = embedding_space_active()

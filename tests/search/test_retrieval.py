@@ -308,3 +308,32 @@ def test_vector_leg_on_its_own_connection_sees_committed_passages_and_filters(ge
     assert [p.document_id for p in result.passages] == [wanted.pk]
     assert result.passages[0].vector_rank == 1
     assert {"embed", "vector"} <= set(result.timings)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vector_leg_threads_keep_no_query_log_under_debug(genapi, settings):
+    # With DEBUG on, Django logs every statement on a connection and empties the log when a request
+    # starts, on the request's thread only. The vector leg's pool threads must empty their own, or each
+    # keeps its last 9,000 statements (the web workers grew ~1.4 MiB a minute under load).
+    import threading
+
+    from django.db import connections
+
+    from search.selectors import _leg_pool
+
+    settings.DEBUG = True
+    space = active_space()
+    readable = CollectionFactory(slug="readable")
+    text = "Signing keys are rotated every ninety days."
+    DocumentFactory(collection=readable, passages=[text], space=space)
+    for _ in range(24):
+        passages_retrieve("signing keys rotated", collection_ids=[readable.pk], mode="vector", rerank=False)
+    barrier = threading.Barrier(_leg_pool._max_workers, timeout=30)
+
+    def logged() -> int:
+        barrier.wait()  # one probe per pool thread: each waits until all are running at once
+        return sum(len(c.queries_log) for c in connections.all(initialized_only=True))
+
+    counts = list(_leg_pool.map(lambda _: logged(), range(_leg_pool._max_workers)))
+    # 24 legs over at most 8 threads: without the reset, some thread holds 3 legs' statements or more.
+    assert max(counts) <= 8, counts
