@@ -7,6 +7,7 @@ import logging
 import time
 
 from celery import signals
+from django.db import reset_queries
 
 from operations.context import request_id_get, request_id_reset, request_id_set, task_reset, task_set
 from operations.metrics import celery_task_seconds
@@ -34,6 +35,11 @@ def task_started(task_id: str | None = None, task=None, args=None, **kwargs) -> 
     rid_token = request_id_set(request_id or request_id_get())
     task_token = task_set((task.name, task_id) if task is not None else None)
     _running[task_id] = (time.perf_counter(), rid_token, task_token)
+    if not getattr(getattr(task, "request", None), "is_eager", False):
+        # What Django does when a request starts: with DEBUG on, a worker child's connections would
+        # otherwise log their last 9,000 statements each. (An eager task runs inside its caller, whose
+        # log is the caller's to keep.)
+        reset_queries()
     log.info("task %s started (args %s)", getattr(task, "name", "?"), _short(args))
 
 
