@@ -16,7 +16,6 @@ the stand-in answers the embeddings, rerank and chat calls over a real socket.
 from __future__ import annotations
 
 import gc
-import io
 import json
 import os
 import sys
@@ -32,34 +31,13 @@ if __package__ in (None, ""):
 from benchmarks.common import BenchDatabase, Stack, base_parser, bench_principal  # noqa: E402
 from benchmarks.load import prepare_small, queries  # noqa: E402
 from benchmarks.query_latency import _web_environment  # noqa: E402
+from benchmarks.request_profile import wsgi_environ  # noqa: E402
 
 
 def wsgi_call(handler, path: str, body: dict[str, Any], key: str, accept: str = "application/json") -> int:
     """POST `body` to `path` through the WSGI handler; reads the whole (possibly streamed) body, closes the
     response as gunicorn does, and returns the status code."""
-    raw = json.dumps(body).encode()
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_AUTHORIZATION": f"Bearer {key}",
-        "HTTP_ACCEPT": accept,
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(raw)),
-        "wsgi.input": io.BytesIO(raw),
-        "wsgi.errors": sys.stderr,
-        "wsgi.url_scheme": "http",
-        "wsgi.version": (1, 0),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
+    environ = wsgi_environ(path, body, key, accept)
     status: list[str] = []
     response = handler(environ, lambda s, headers, exc_info=None: status.append(s))
     try:

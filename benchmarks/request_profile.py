@@ -55,11 +55,12 @@ class StatementLog:
         return rows
 
 
-def wsgi_post(handler, path: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any], float]:
-    """POST through Django's WSGI handler as gunicorn calls it (request_started/finished signals included):
-    status, JSON body, and the milliseconds `close()` took after the body was produced."""
+def wsgi_environ(
+    path: str, body: dict[str, Any], key: str, accept: str = "application/json"
+) -> dict[str, Any]:
+    """The WSGI environ gunicorn would hand Django for a JSON POST of `body` to `path` with API key `key`."""
     raw = json.dumps(body).encode()
-    environ = {
+    return {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": path,
         "SCRIPT_NAME": "",
@@ -70,6 +71,7 @@ def wsgi_post(handler, path: str, body: dict[str, Any], key: str) -> tuple[int, 
         "REMOTE_ADDR": "127.0.0.1",
         "HTTP_HOST": "127.0.0.1",
         "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "HTTP_ACCEPT": accept,
         "CONTENT_TYPE": "application/json",
         "CONTENT_LENGTH": str(len(raw)),
         "wsgi.input": io.BytesIO(raw),
@@ -80,6 +82,12 @@ def wsgi_post(handler, path: str, body: dict[str, Any], key: str) -> tuple[int, 
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
+
+
+def wsgi_post(handler, path: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any], float]:
+    """POST through Django's WSGI handler as gunicorn calls it (request_started/finished signals included):
+    status, JSON body, and the milliseconds `close()` took after the body was produced."""
+    environ = wsgi_environ(path, body, key)
     status: list[str] = []
     response = handler(environ, lambda s, headers, exc_info=None: status.append(s))
     try:
