@@ -437,6 +437,65 @@ class Stack:
         return httpx.get(f"{self.standin_url}/admin/stats", timeout=10).json()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children (a service's whole tree)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def postmaster_pid() -> int | None:
+    """The local PostgreSQL server Django is connected to: the parent of this connection's backend (the
+    postmaster, whose children are every backend). None when the server is not on this machine."""
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = int(cursor.fetchone()[0])
+    try:
+        return psutil.Process(backend).ppid() or None
+    except psutil.Error:
+        return None
+
+
+class CpuMeter:
+    """CPU seconds spent by each named process tree (and `client`: this process) between `start` and
+    `stop`: on a CPU-bound machine, where a request's time goes across the processes serving it."""
+
+    def __init__(self, roots: dict[str, int | None]):
+        self.roots = {name: pid for name, pid in roots.items() if pid}
+        self._start: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        times = os.times()
+        return {
+            **{name: cpu_seconds(pid) for name, pid in self.roots.items()},
+            "client": times.user + times.system,
+        }
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop(self) -> dict[str, float]:
+        end = self._read()
+        self.seconds = {name: round(end[name] - self._start.get(name, 0.0), 3) for name in end}
+        return self.seconds
+
+
 class RssSampler:
     """Peak resident memory of process trees (a service plus its children), sampled every `interval` s."""
 

@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from benchmarks.corpus import filler_top_up, passages_count, scifact_load
         from genapi import get_client
         from ingestion.models import Collection
+        from search.hnsw import ef_search_for
         from search.selectors import embedding_space_active
 
         print_machine(info)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             collection_ids = list(Collection.objects.values_list("id", flat=True))
             queries = test_queries(args.dataset, args.queries)
             vectors = get_client().embeddings_create(space.model, input=queries).vectors
-        ef_values = args.ef_search or sorted({int(settings.RAG_HNSW_EF_SEARCH), 40}, reverse=True)
+        ef_values = args.ef_search or sorted({ef_search_for(space, K), 40}, reverse=True)
         results: dict[str, Any] = {}
         plans_with_index = plans_checked = 0
         for ef in ef_values:
@@ -207,10 +208,11 @@ def realmix_main(args) -> dict[str, Any]:
         from genapi.local.engines import load_minilm
         from ingestion.models import Chunk, Collection, EmbeddingSpace
         from ingestion.services.spaces import (
-            _index_name,
             embedding_space_index_create,
             embedding_space_index_drop,
+            space_index_name,
         )
+        from search.hnsw import ef_search_for
 
         print_machine(info)
         space = EmbeddingSpace.objects.filter(is_active=True).first() or EmbeddingSpace.objects.create(
@@ -229,7 +231,7 @@ def realmix_main(args) -> dict[str, Any]:
         have = len(chunk_ids())
         timings: dict[str, float] = {}
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [_index_name(space.pk)])
+            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [space_index_name(space.pk)])
             index_present = cursor.fetchone() is not None
         if have < args.passages or (index_present and (args.m or args.ef_construction)):
             # New passages, or other graph parameters asked for: the index is built again.
@@ -295,7 +297,7 @@ def realmix_main(args) -> dict[str, Any]:
         print(f"# numpy exact top 10 vs the SQL's exact scan on {len(checks)} queries: {checks}", flush=True)
         results: dict[str, Any] = {}
         plans_with_index = plans_checked = 0
-        ef_values = args.ef_search or sorted({40, int(settings.RAG_HNSW_EF_SEARCH), 200, 400})
+        ef_values = args.ef_search or sorted({40, ef_search_for(space, K), 200, 400})
         for limit in args.limit or [K]:
             for ef in ef_values:
                 per_query, seconds = [], []

@@ -37,12 +37,14 @@ if __package__ in (None, ""):
 from benchmarks.common import (  # noqa: E402
     REPO_ROOT,
     BenchDatabase,
+    CpuMeter,
     Stack,
     base_parser,
     bench_principal,
     latency_summary,
     machine_info,
     percentile,
+    postmaster_pid,
     print_machine,
     write_json,
 )
@@ -186,6 +188,7 @@ def vector_plan(query: str) -> dict[str, Any]:
     from django.db import connection, transaction
 
     from ingestion.models import Collection
+    from search.hnsw import ef_search_for
     from search.selectors import embedding_space_active, query_embed, vector_candidates_sql
     from search.types import SearchFilters
 
@@ -195,7 +198,7 @@ def vector_plan(query: str) -> dict[str, Any]:
     limit = int(settings.RAG_RERANK_CANDIDATES)
     sql, params = vector_candidates_sql(vector, space, collection_ids, SearchFilters(), limit)
     with transaction.atomic(), connection.cursor() as cursor:
-        ef = min(max(int(settings.RAG_HNSW_EF_SEARCH), limit), 1000)
+        ef = ef_search_for(space, limit)
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
@@ -206,18 +209,19 @@ def vector_plan(query: str) -> dict[str, Any]:
 def hnsw_recall(args) -> dict[str, Any]:
     """recall@10 of the service's vector SQL (HNSW, the default ef_search) against the exact top 10 (the same
     SQL with index scans off), over SciFact test claims embedded by the stand-in (benchmarks.hnsw_recall)."""
-    from django.conf import settings
 
     from benchmarks.hnsw_recall import K, test_queries, top_ids
     from genapi import get_client
     from ingestion.models import Collection
+    from search.hnsw import ef_search_for
     from search.selectors import embedding_space_active
 
     space = embedding_space_active()
     collection_ids = list(Collection.objects.values_list("id", flat=True))
     queries = test_queries(args.dataset, args.recall_queries)
     vectors = get_client().embeddings_create(space.model, input=queries).vectors
-    ef = int(settings.RAG_HNSW_EF_SEARCH)
+    # The service's ef_search for a top 10 (the search asks for more rows, RAG_RERANK_CANDIDATES).
+    ef = ef_search_for(space, K)
     recalls, hnsw_s, exact_s, index_used = [], 0.0, 0.0, None
     for vector in vectors:
         t0 = time.perf_counter()
@@ -243,6 +247,14 @@ def hnsw_recall(args) -> dict[str, Any]:
 
 def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # CPU per request by process: on 2 cores the concurrent passes are CPU-bound, and this says whose CPU.
+    meter = CpuMeter(
+        {
+            "web": stack.services["web"].process.pid,
+            "standin": stack.services["standin"].process.pid,
+            "postgres": postmaster_pid(),
+        }
+    )
     cursor = 0
 
     def take(n: int) -> list[str]:
@@ -260,13 +272,17 @@ def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) 
         field = "question" if path == "/api/ask" else "query"
         bodies = [{field: q, "collections": slugs, **extra} for q in take(n)]
         load = round(os.getloadavg()[0], 2)
+        meter.start()
         lat, wall, statuses, reported = _requests(
             stack.web_url, key, path, bodies, clients, args.pass_seconds
         )
+        cpu = meter.stop()
         errors = sum(count for status, count in statuses.items() if status != 200)
+        sent = max(1, sum(statuses.values()))
         out[name] = {
             **latency_summary(lat, wall),
             "errors": errors,
+            "cpu_ms_per_request": {k: round(v / sent * 1000, 1) for k, v in cpu.items()},
             "statuses": statuses,
             "load_avg_1m": load,
             "stages_p50_ms": _stage_percentiles(reported, 50),
@@ -362,15 +378,19 @@ def _uptime() -> str:
 def table_print(runs: list[dict[str, Any]]) -> str:
     """The figures as a markdown table (one row per size and pass)."""
     lines = [
-        "| passages | pass | p50 ms | p95 ms | p99 ms | req/s | errors | load | stage medians (ms) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| passages | pass | p50 ms | p95 ms | p99 ms | req/s | errors | load | stage medians (ms) "
+        "| CPU ms a request |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for run in runs:
         for name, f in (run.get("results") or {}).items():
             stages = ", ".join(f"{k} {v:g}" for k, v in f["stages_p50_ms"].items())
+            # Older --json files have no CPU figures.
+            cpu = ", ".join(f"{k} {v:g}" for k, v in (f.get("cpu_ms_per_request") or {}).items())
             lines.append(
                 f"| {run['setup']['passages']:,} | {name} | {f['p50_ms']:.1f} | {f['p95_ms']:.1f} | "
-                f"{f['p99_ms']:.1f} | {f['rps']:.1f} | {f['errors']} | {f['load_avg_1m']} | {stages} |"
+                f"{f['p99_ms']:.1f} | {f['rps']:.1f} | {f['errors']} | {f['load_avg_1m']} | {stages} | "
+                f"{cpu} |"
             )
     lines.append("")
     lines.append(

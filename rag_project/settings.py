@@ -205,9 +205,11 @@ RAG_RERANK_DOCUMENTS = env.int("RAG_RERANK_DOCUMENTS", default=30)
 RAG_RERANK_DOCUMENT_TOKENS = env.int("RAG_RERANK_DOCUMENT_TOKENS", default=160)
 RAG_RERANK_TOKENS_MAX = env.int("RAG_RERANK_TOKENS_MAX", default=4000)
 RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
-# 400, not 100: HNSW recall@10 on real-derived vectors 0.89 -> 0.99 at 100,000 passages, 0.68 -> 0.90 at
-# 300,000 (BENCHMARKS.md, "Quality: fusion, rerank budget, HNSW recall"); the price is latency.
-RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=400)
+# The HNSW walk's width (search/hnsw.py). 0, the default: scaled with the space's index, 200 per 100,000
+# vectors, from 200 up to RAG_HNSW_EF_SEARCH_MAX (recall falls as the graph grows; BENCHMARKS.md issue 14).
+# A positive value fixes it.
+RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=0)
+RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=800)
 # The graph's build parameters (pgvector's defaults): a denser graph (higher m, ef_construction) holds recall
 # at a lower ef_search on large corpora, at the price of build time and index size. They apply to the
 # indexes created from then on: a new embedding space (`manage.py reembed`), or a rebuilt index.

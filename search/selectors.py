@@ -24,6 +24,7 @@ from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
 from ingestion.services.embedding import texts_embed as space_texts_embed
 from search.fulltext import fulltext_candidates, query_with_settings
 from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
+from search.hnsw import vector_settings_sql
 from search.rerank import RerankBudget, RerankOutcome, passages_rerank
 from search.sql_filters import filters_sql
 from search.types import Passage, RetrievalResult, SearchFilters, Timings
@@ -97,16 +98,10 @@ def vector_candidates(
     vector: list[float], space: EmbeddingSpace, collection_ids: list[int], filters: SearchFilters, limit: int
 ) -> list[tuple[int, float]]:
     sql, params = vector_candidates_sql(vector, space, collection_ids, filters, limit)
-    ef_search = max(int(settings.RAG_HNSW_EF_SEARCH), int(limit))
-    # Local to the query's transaction (BEGIN, settings, query and COMMIT in one round trip);
-    # iterative_scan keeps scanning the index until LIMIT rows pass the filters (pgvector >= 0.8).
-    rows = query_with_settings(
-        "SELECT set_config('hnsw.ef_search', %s, true), "
-        "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-        [str(min(ef_search, 1000))],
-        sql,
-        params,
-    )
+    # hnsw.ef_search (search/hnsw.py) and iterative_scan are local to the query's transaction: BEGIN,
+    # settings, query and COMMIT go in one round trip.
+    settings_sql, settings_params = vector_settings_sql(space, limit)
+    rows = query_with_settings(settings_sql, settings_params, sql, params)
     return [(int(chunk_id), float(distance)) for chunk_id, distance in rows]
 
 

@@ -22,7 +22,8 @@ _SPACE_LOCK_KEY = 0x43495441  # pg advisory lock: one process creates the active
 _FILL_LOCK_KEY = 0x43495446  # pg advisory lock (with the space id): one fill of a space writes at a time
 
 
-def _index_name(space_id: int) -> str:
+def space_index_name(space_id: int) -> str:
+    """The name of the space's partial HNSW index."""
     return f"ingestion_chunkembedding_space_{int(space_id)}_hnsw"
 
 
@@ -41,7 +42,7 @@ def embedding_space_index_create(space: EmbeddingSpace) -> None:
         # DDL refuses to run while deferred foreign-key checks are pending in the same transaction.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {_index_name(space.pk)} ON ingestion_chunkembedding "
+            f"CREATE INDEX IF NOT EXISTS {space_index_name(space.pk)} ON ingestion_chunkembedding "
             f"USING hnsw ((embedding::halfvec({int(space.dimensions)})) halfvec_cosine_ops) "
             f"WITH (m = {m}, ef_construction = {ef_construction}) "
             f"WHERE space_id = {int(space.pk)}"
@@ -52,7 +53,7 @@ def embedding_space_index_create(space: EmbeddingSpace) -> None:
 def embedding_space_index_drop(space: EmbeddingSpace) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"DROP INDEX IF EXISTS {_index_name(space.pk)}")
+        cursor.execute(f"DROP INDEX IF EXISTS {space_index_name(space.pk)}")
 
 
 def embedding_space_probe(model: str, dimensions: int | None = None) -> tuple[int, bool]:

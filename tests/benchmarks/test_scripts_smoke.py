@@ -105,6 +105,9 @@ def test_query_latency_smoke(tmp_path):
     # The service's own timings come back per stage, and the reranked passes report their tokens.
     assert {"fulltext", "vector", "total"} <= set(figures["search no rerank, 1 client"]["stages_p50_ms"])
     assert figures["search rerank, 1 client"]["stages_p50_ms"]["rerank_tokens"] > 0
+    # CPU per request by process tree: the web server and the database both worked for every pass.
+    cpu = figures["search no rerank, 8 clients"]["cpu_ms_per_request"]
+    assert cpu["web"] > 0 and cpu["postgres"] > 0 and cpu["client"] > 0, cpu
     assert run["setup"]["passages"] == 200 and run["setup"]["index_build_s"] >= 0
     assert "| 200 | search no rerank, 1 client |" in stdout
     try:
@@ -126,11 +129,12 @@ def test_query_latency_smoke(tmp_path):
 
 
 def test_hnsw_recall_smoke(tmp_path):
-    from django.conf import settings
+    from search.hnsw import EF_SEARCH_PER_100K
 
     stdout, data = run_script("hnsw_recall", tmp_path, "--passages", "300", "--queries", "10")
     assert (data["passages"], data["queries"]) == (300, len(QRELS))  # the tiny set has 3 test queries
-    ef_values = {"40", str(settings.RAG_HNSW_EF_SEARCH)}
+    # The service's ef_search for a 300-vector index is the scaled default's floor.
+    ef_values = {"40", str(EF_SEARCH_PER_100K)}
     assert set(data["results"]) == ef_values
     # Every query's plan is checked, not only the first one's; "used" means by every one of them.
     assert data["plans_checked"] == len(ef_values) * len(QRELS)
