@@ -266,3 +266,30 @@ def test_query_reads_a_bounded_number_of_postings_whatever_the_corpus_size(monke
     # Every passage holds both words: reading all postings would mean 200 and then 1,600 rows.
     assert small == large
     assert large <= 2 * 20 + 2 * 40  # depth per lexeme, then two lexemes for each pooled passage
+
+
+def test_the_document_check_is_answered_from_the_covering_index():
+    """Each pooled posting's document (readable collection, ready) is checked in the index
+    `document_visibility` alone: an index-only scan, no read of the document's row."""
+    collection = CollectionFactory()
+    DocumentFactory(collection=collection, passages=[f"zebra passage {i}" for i in range(30)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ingestion_document")
+
+    def scans_of_documents(node: dict) -> list[tuple[str, str]]:
+        own = []
+        if node.get("Relation Name") == "ingestion_document":
+            own = [(node["Node Type"], node.get("Index Name", ""))]
+        return own + [scan for child in node.get("Plans", []) for scan in scans_of_documents(child)]
+
+    where, params = fulltext.filters_sql([collection.pk], SearchFilters())
+    sql, sql_params = fulltext.fulltext_sql("zebra", where, params, 10)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # tiny tables are cheaper to scan whole
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        fulltext.fulltext_plan_settings(cursor)
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, sql_params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    # (Heap fetches are not checked: a test's transaction cannot VACUUM, so the visibility map is empty.)
+    assert scans_of_documents(plan[0]["Plan"]) == [("Index Only Scan", "document_visibility")]
