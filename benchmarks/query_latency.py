@@ -265,29 +265,32 @@ def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) 
 
     warm = [{"query": q, "collections": slugs, "rerank": False} for q in take(args.warmup)]
     _requests(stack.web_url, key, "/api/search", warm, 1)
-    for name, path, extra, clients in PASSES:
-        n = args.ask_requests if path == "/api/ask" else args.requests
-        if n <= 0:
-            continue
-        field = "question" if path == "/api/ask" else "query"
-        bodies = [{field: q, "collections": slugs, **extra} for q in take(n)]
-        load = round(os.getloadavg()[0], 2)
-        meter.start()
-        lat, wall, statuses, reported = _requests(
-            stack.web_url, key, path, bodies, clients, args.pass_seconds
-        )
-        cpu = meter.stop()
-        errors = sum(count for status, count in statuses.items() if status != 200)
-        sent = max(1, sum(statuses.values()))
-        out[name] = {
-            **latency_summary(lat, wall),
-            "errors": errors,
-            "cpu_ms_per_request": {k: round(v / sent * 1000, 1) for k, v in cpu.items()},
-            "statuses": statuses,
-            "load_avg_1m": load,
-            "stages_p50_ms": _stage_percentiles(reported, 50),
-            "stages_p95_ms": _stage_percentiles(reported, 95),
-        }
+    passes = [p for p in PASSES if not args.only or args.only in p[0]]
+    for round_ in range(1, args.repeat + 1):
+        for name, path, extra, clients in passes:
+            name = name if round_ == 1 else f"{name} #{round_}"
+            n = args.ask_requests if path == "/api/ask" else args.requests
+            if n <= 0:
+                continue
+            field = "question" if path == "/api/ask" else "query"
+            bodies = [{field: q, "collections": slugs, **extra} for q in take(n)]
+            load = round(os.getloadavg()[0], 2)
+            meter.start()
+            lat, wall, statuses, reported = _requests(
+                stack.web_url, key, path, bodies, clients, args.pass_seconds
+            )
+            cpu = meter.stop()
+            errors = sum(count for status, count in statuses.items() if status != 200)
+            sent = max(1, sum(statuses.values()))
+            out[name] = {
+                **latency_summary(lat, wall),
+                "errors": errors,
+                "cpu_ms_per_request": {k: round(v / sent * 1000, 1) for k, v in cpu.items()},
+                "statuses": statuses,
+                "load_avg_1m": load,
+                "stages_p50_ms": _stage_percentiles(reported, 50),
+                "stages_p95_ms": _stage_percentiles(reported, 95),
+            }
     return out
 
 
@@ -484,6 +487,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--replot", default=None, help="only print the table and draw --plot from this earlier --json file"
     )
+    parser.add_argument("--only", default="", help="only the passes whose name contains this text")
+    parser.add_argument("--repeat", type=int, default=1, help="run the passes this many times (noise)")
     parser.add_argument("--child", action="store_true", help=argparse_hidden())
     args = parser.parse_args(argv)
     if args.replot:
@@ -513,9 +518,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         command += ["--ask-requests", str(args.ask_requests), "--load-workers", str(args.load_workers)]
         command += ["--pass-seconds", str(args.pass_seconds), "--recall-queries", str(args.recall_queries)]
         command += ["--web-workers", str(args.web_workers), "--web-threads", str(args.web_threads)]
-        command += ["--warmup", str(args.warmup)]
+        command += ["--warmup", str(args.warmup), "--repeat", str(args.repeat)]
         for flag, value in (
             ("--cache-url", args.cache_url),
+            ("--only", args.only),
             ("--sample", args.sample),
             ("--data-root", args.data_root),
             ("--database-url", args.database_url),

@@ -1,17 +1,21 @@
 """The genapi client's hooks: every provider attempt and call goes to the Prometheus metrics at once and
-into a per-process tally by (day, endpoint, model), folded into ProviderUsageDay at the end of each
-request, task and process. Not written on every call: calls run inside transactions and on the query
-embedding's thread pool, where a row write would hold a lock or open a connection of its own."""
+into a per-process tally by (day, endpoint, model), folded into ProviderUsageDay at the end of each task
+and process, and of a request when RAG_PROVIDER_USAGE_FLUSH_SECONDS have passed since the last fold (so
+a busy web process writes the row a few times a minute, not once a search). Not written on every call:
+calls run inside transactions and on the query embedding's thread pool, where a row write would hold a
+lock or open a connection of its own."""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import threading
+import time
 from collections import Counter
 from datetime import UTC, date, datetime
 
 from celery import signals as celery_signals
+from django.conf import settings
 from django.core.signals import request_finished
 from django.db import connection, transaction
 
@@ -24,6 +28,7 @@ FIELDS = ("calls", "input_tokens", "output_tokens", "rate_limited", "errors", "l
 
 _lock = threading.Lock()
 _tally: dict[tuple[date, str, str], Counter] = {}
+_last_flush = float("-inf")  # time.monotonic() of the last fold a request's end started
 
 
 def _today() -> date:
@@ -110,6 +115,18 @@ def _flush_quietly(*args, **kwargs) -> None:
     provider_usage_flush()
 
 
+def _flush_when_due(*args, **kwargs) -> None:
+    """At a request's end: fold the tally if RAG_PROVIDER_USAGE_FLUSH_SECONDS have passed since the last
+    time (one thread of the process does it; the others go on)."""
+    global _last_flush
+    now = time.monotonic()
+    with _lock:
+        if now - _last_flush < float(settings.RAG_PROVIDER_USAGE_FLUSH_SECONDS) or not _tally:
+            return
+        _last_flush = now
+    provider_usage_flush()
+
+
 _installed = False
 
 
@@ -120,7 +137,7 @@ def install() -> None:
     _installed = True
     add_usage_hook(on_usage)
     add_attempt_hook(on_attempt)
-    request_finished.connect(_flush_quietly, dispatch_uid="operations.provider_usage.request")
+    request_finished.connect(_flush_when_due, dispatch_uid="operations.provider_usage.request")
     celery_signals.task_postrun.connect(
         _flush_quietly, dispatch_uid="operations.provider_usage.task", weak=False
     )

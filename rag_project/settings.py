@@ -219,6 +219,10 @@ RAG_HNSW_EF_CONSTRUCTION = env.int("RAG_HNSW_EF_CONSTRUCTION", default=64)
 # searches like a request's (CONN_MAX_AGE). Tests turn the keeping off: a kept connection would block
 # dropping the test database at the end of the session.
 RAG_SEARCH_LEG_CONNECTION_KEEP = True
+# A web process folds its provider-usage tally into ProviderUsageDay at the end of a request at most this
+# often (operations/provider_usage.py): at every request, the upsert (and its commit) cost ~1.4 ms, and
+# every process's requests queued on the same row. Tasks and process exit still flush every time.
+RAG_PROVIDER_USAGE_FLUSH_SECONDS = env.float("RAG_PROVIDER_USAGE_FLUSH_SECONDS", default=2.0)
 # Ingestion leases (ingestion/services/pipeline.py): a worker renews the lease of the documents it holds
 # every RAG_LEASE_RENEW_SECONDS; one not renewed for RAG_LEASE_SECONDS is a lost worker's, and the sweeper
 # (every RAG_SWEEP_SECONDS, on beat) re-queues it. A document left `queued` for

@@ -38,3 +38,5 @@ CACHES["rerank"] = CACHES["default"]  # noqa: F405
 # A search's vector-leg thread closes its database connection after each search: a kept one would block
 # dropping the test database at the end of the session.
 RAG_SEARCH_LEG_CONNECTION_KEEP = False
+# Each request's provider usage is in ProviderUsageDay when the request returns (tests read it).
+RAG_PROVIDER_USAGE_FLUSH_SECONDS = 0.0

@@ -132,3 +132,24 @@ def test_the_response_carries_the_request_id(kb, client):
     # An id that could break a log line or a header is replaced, not echoed.
     bad = search(client, caller, HTTP_X_REQUEST_ID="x" * 300)
     assert bad["X-Request-ID"] != "x" * 300 and len(bad["X-Request-ID"]) == 32
+
+
+def test_a_busy_web_process_folds_its_usage_at_most_every_few_seconds(kb, client, genapi, settings):
+    """With RAG_PROVIDER_USAGE_FLUSH_SECONDS the request that ends after the interval folds what the
+    requests before it used; the ones in between leave the row alone (nothing is lost, only later)."""
+    from operations import provider_usage
+
+    settings.RAG_PROVIDER_USAGE_FLUSH_SECONDS = 3600.0
+    model = settings.GENAPI_RERANK_MODEL
+    provider_usage.provider_usage_flush()
+    provider_usage._last_flush = float("-inf")  # the next request's end folds
+    caller = ApiKeyFactory()
+    assert search(client, caller).status_code == 200
+    calls_after_first = ProviderUsageDay.objects.get(endpoint="rerank", model=model).calls
+    assert search(client, caller, query="refunds billing team").status_code == 200
+    assert search(client, caller, query="cafeteria hours").status_code == 200
+    # Within the interval: the row did not move, the two searches' calls wait in the process's tally.
+    assert ProviderUsageDay.objects.get(endpoint="rerank", model=model).calls == calls_after_first
+    provider_usage._last_flush = float("-inf")
+    assert search(client, caller, query="signing keys").status_code == 200
+    assert ProviderUsageDay.objects.get(endpoint="rerank", model=model).calls == calls_after_first + 3
