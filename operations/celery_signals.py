@@ -7,7 +7,7 @@ import logging
 import time
 
 from celery import signals
-from django.db import reset_queries
+from django.db import close_old_connections, reset_queries
 
 from operations.context import request_id_get, request_id_reset, request_id_set, task_reset, task_set
 from operations.metrics import celery_task_seconds
@@ -37,9 +37,12 @@ def task_started(task_id: str | None = None, task=None, args=None, **kwargs) -> 
     _running[task_id] = (time.perf_counter(), rid_token, task_token)
     if not getattr(getattr(task, "request", None), "is_eager", False):
         # What Django does when a request starts: with DEBUG on, a worker child's connections would
-        # otherwise log their last 9,000 statements each. (An eager task runs inside its caller, whose
-        # log is the caller's to keep.)
+        # otherwise log their last 9,000 statements each; and a connection past CONN_MAX_AGE or broken
+        # (the database restarted) is closed, the next query opens a new one (rag_project/celery.py: the
+        # connections are kept between tasks). An eager task runs inside its caller, whose log and
+        # connection are the caller's.
         reset_queries()
+        close_old_connections()
     log.info("task %s started (args %s)", getattr(task, "name", "?"), _short(args))
 
 
@@ -51,6 +54,8 @@ def task_finished(task_id: str | None = None, task=None, state: str | None = Non
         seconds = time.perf_counter() - started
         celery_task_seconds.labels(name, state or "UNKNOWN").observe(seconds)
         log.info("task %s finished: %s in %.3f s", name, state, seconds)
+    if not getattr(getattr(task, "request", None), "is_eager", False):
+        close_old_connections()  # as Django does when a request ends
     # Always reset, even if logging failed above: the next task in this process starts clean.
     for reset, token in ((task_reset, task_token), (request_id_reset, rid_token)):
         if token is not None:

@@ -32,4 +32,11 @@ app.conf.update(
     worker_hijack_root_logger=False,
     # beat_schedule: CELERY_BEAT_SCHEDULE in settings (it reads RAG_SWEEP_SECONDS).
 )
+# Celery's Django fixup closes every database connection before and after each task unless this is set:
+# a new PostgreSQL backend for every task, each paying its start and cold caches (the postings trigger's
+# PL/pgSQL compiled again, the tables' and the HNSW index's metadata read again) for every group of 50
+# documents. Connections are kept as a web process keeps them instead: operations/celery_signals.py closes
+# them when Django would (past CONN_MAX_AGE, after an error, a failed health check), and the fixup
+# recycles them after this many tasks.
+app.conf["CELERY_DB_REUSE_MAX"] = 1000
 app.autodiscover_tasks()

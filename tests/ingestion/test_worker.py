@@ -145,3 +145,40 @@ def test_ingest_command_walks_a_folder_and_waits(celery_worker_process, genapi, 
     assert info.value.returncode != 0
     out = capsys.readouterr()
     assert "ready: 5, failed: 1" in out.out and "broken.pdf" in out.err
+
+
+def _sessions_opened() -> int:
+    """Sessions PostgreSQL has counted on this database so far (a closed backend's count is flushed as
+    it exits, so a worker that reconnects for each task shows here at once)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def test_the_worker_keeps_its_database_connection_between_tasks(
+    tmp_path, transactional_db, genapi_local, settings
+):
+    """Celery's Django fixup closed every connection around every task: each group of documents paid a
+    new PostgreSQL backend (its start, its cold caches, the postings trigger compiled again). Now the
+    connection is kept between tasks, as a web process keeps it between requests."""
+    collection = CollectionFactory(slug="kept")
+    embedding_space_get_or_create_active()
+    settings.RAG_INGEST_GROUP_SIZE = 1  # one task per document
+    worker = start_worker(tmp_path, concurrency=1)
+    try:
+        warm = documents_bulk_create(collection=collection, documents=[{"title": "w", "text": "Warm up."}])
+        wait_for(all_finished([warm[0].pk]), timeout=60, message="the first task")
+        before = _sessions_opened()
+        docs = documents_bulk_create(
+            collection=collection,
+            documents=[{"title": f"Doc {i}", "text": f"Passage {i} about pumps."} for i in range(8)],
+        )
+        ids = [d.pk for d in docs]
+        wait_for(all_finished(ids), timeout=120, message="eight one-document tasks")
+        opened = _sessions_opened() - before
+    finally:
+        worker.stop()
+    assert set(Document.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"ready"}
+    # Eight tasks; before the change each opened (at least) one session of its own.
+    assert opened <= 2, opened
