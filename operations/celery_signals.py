@@ -7,7 +7,7 @@ import logging
 import time
 
 from celery import signals
-from django.db import close_old_connections, reset_queries
+from django.db import connections, reset_queries
 
 from operations.context import request_id_get, request_id_reset, request_id_set, task_reset, task_set
 from operations.metrics import celery_task_seconds
@@ -27,6 +27,14 @@ def request_id_to_headers(headers: dict | None = None, **kwargs) -> None:
         headers[HEADER] = request_id
 
 
+def _connections_tidy() -> None:
+    """Django's `close_old_connections`, except on a connection inside a transaction (a task run where a
+    transaction is open, e.g. a test's: closing it would end the caller's transaction)."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+
+
 @signals.task_prerun.connect
 def task_started(task_id: str | None = None, task=None, args=None, **kwargs) -> None:
     # Custom message headers become attributes of the task's request context.
@@ -42,7 +50,7 @@ def task_started(task_id: str | None = None, task=None, args=None, **kwargs) -> 
         # connections are kept between tasks). An eager task runs inside its caller, whose log and
         # connection are the caller's.
         reset_queries()
-        close_old_connections()
+        _connections_tidy()
     log.info("task %s started (args %s)", getattr(task, "name", "?"), _short(args))
 
 
@@ -55,7 +63,7 @@ def task_finished(task_id: str | None = None, task=None, state: str | None = Non
         celery_task_seconds.labels(name, state or "UNKNOWN").observe(seconds)
         log.info("task %s finished: %s in %.3f s", name, state, seconds)
     if not getattr(getattr(task, "request", None), "is_eager", False):
-        close_old_connections()  # as Django does when a request ends
+        _connections_tidy()  # as Django does when a request ends
     # Always reset, even if logging failed above: the next task in this process starts clean.
     for reset, token in ((task_reset, task_token), (request_id_reset, rid_token)):
         if token is not None:

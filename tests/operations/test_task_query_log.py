@@ -25,3 +25,23 @@ def test_task_start_empties_the_query_log_unless_eager(settings, eager, kept):
     finally:
         task_finished(task_id=f"t-{eager}", task=task, state="SUCCESS")
         connection.queries_log.clear()
+
+
+def test_task_start_closes_a_connection_past_its_age_and_keeps_a_fresh_one(transactional_db):
+    """Connections are kept between a worker's tasks (rag_project/celery.py); one past CONN_MAX_AGE is
+    closed when the next task starts, as Django closes it when a request starts."""
+    import time
+
+    task = SimpleNamespace(name="ingestion.documents_ingest", request=SimpleNamespace(is_eager=False))
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() + 600
+    kept = connection.connection
+    task_started(task_id="t-fresh", task=task, args=[[1]])
+    task_finished(task_id="t-fresh", task=task, state="SUCCESS")
+    assert connection.connection is kept
+    connection.close_at = time.monotonic() - 1  # past its age
+    task_started(task_id="t-old", task=task, args=[[1]])
+    try:
+        assert connection.connection is None
+    finally:
+        task_finished(task_id="t-old", task=task, state="SUCCESS")
