@@ -51,9 +51,9 @@ def embedded_server_configure(pgdata: Path, memory_bytes: int | None = None) -> 
     file changed (a running server then needs a reload, and a restart for shared_buffers)."""
     if memory_bytes is None:
         memory_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    settings = embedded_server_settings(memory_bytes)
+    values = embedded_server_settings(memory_bytes)
     text = "# Written by Citable (rag_project/embedded_db.py) for this machine; edits are overwritten.\n"
-    text += "".join(f"{name} = '{value}'\n" for name, value in settings.items())
+    text += "".join(f"{name} = '{value}'\n" for name, value in values.items())
     changed = False
     tuning = pgdata / TUNING_FILE
     if not tuning.exists() or tuning.read_text() != text:
