@@ -44,18 +44,27 @@ def test_queries(dataset: str, n: int) -> list[str]:
 
 
 def top_ids(
-    vector, space, collection_ids, *, exact: bool, ef_search: int | None = None, limit: int = K
+    vector,
+    space,
+    collection_ids,
+    *,
+    exact: bool,
+    ef_search: int | None = None,
+    limit: int = K,
+    scan: int | None = None,
 ) -> tuple[list[int], str]:
     """Chunk ids of the search's own SQL asked for `limit` rows, with hnsw.ef_search = max(ef_search, limit)
-    as the service sets it; with `exact`, index scans are off (SET LOCAL)."""
+    as the service sets it; with `exact`, index scans are off (SET LOCAL). With `scan`, the SQL asks the
+    index for that many rows (the iterative scan goes on past ef_search), sorts them exactly and the first
+    `limit` are returned: a wider search than ef_search alone allows."""
     from django.db import connection, transaction
 
     from search.selectors import vector_candidates_sql
     from search.types import SearchFilters
 
-    sql, params = vector_candidates_sql(vector, space, collection_ids, SearchFilters(), limit)
+    sql, params = vector_candidates_sql(vector, space, collection_ids, SearchFilters(), max(limit, scan or 0))
     with transaction.atomic(), connection.cursor() as cursor:
-        ef = max(int(ef_search), limit)
+        ef = min(max(int(ef_search), limit), 1000)
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         if exact:
@@ -63,7 +72,7 @@ def top_ids(
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute(sql, params)
-        return [int(row[0]) for row in cursor.fetchall()], plan
+        return [int(row[0]) for row in cursor.fetchall()][:limit], plan
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -75,6 +84,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         action="append",
         default=None,
         help="realmix: rows the SQL asks for (the service asks RAG_RERANK_CANDIDATES)",
+    )
+    parser.add_argument(
+        "--scan",
+        type=int,
+        action="append",
+        default=None,
+        help="realmix: rows the index scan returns before the exact sort (iterative scan past ef_search)",
     )
     parser.add_argument(
         "--real-sentences", type=int, default=2000, help="realmix: corpus sentences embedded (0: all)"
@@ -298,32 +314,44 @@ def realmix_main(args) -> dict[str, Any]:
         results: dict[str, Any] = {}
         plans_with_index = plans_checked = 0
         ef_values = args.ef_search or sorted({40, ef_search_for(space, K), 200, 400})
-        for limit in args.limit or [K]:
-            for ef in ef_values:
-                per_query, seconds = [], []
-                for n in range(len(q)):
-                    t0 = time.perf_counter()
-                    approx, plan = top_ids(
-                        q[n].tolist(), space, collection_ids, exact=False, ef_search=ef, limit=limit
-                    )
-                    seconds.append(time.perf_counter() - t0)
-                    plans_with_index += "_hnsw" in plan
-                    plans_checked += 1
-                    per_query.append(len(truth[n].intersection(approx[:K])) / K)
-                results[f"limit {limit}, ef_search {max(ef, limit)}"] = r = {
-                    "limit": limit,
-                    "ef_search": max(ef, limit),
-                    "recall_at_10": round(float(np.mean(per_query)), 4),
-                    "min_query_recall": round(min(per_query), 2),
-                    "hnsw_ms_p50": round(float(np.median(seconds)) * 1000, 1),
-                    "hnsw_ms_p95": round(float(np.percentile(seconds, 95)) * 1000, 1),
-                }
-                print(
-                    f"  LIMIT {limit:>3}, ef_search {r['ef_search']:>4}: recall@10 {r['recall_at_10']:.4f} "
-                    f"(worst query {r['min_query_recall']}), "
-                    f"p50 {r['hnsw_ms_p50']} ms, p95 {r['hnsw_ms_p95']} ms",
-                    flush=True,
+        runs = [
+            (limit, ef, scan) for limit in args.limit or [K] for ef in ef_values for scan in args.scan or [0]
+        ]
+        for limit, ef, scan in runs:
+            per_query, seconds = [], []
+            for n in range(len(q)):
+                t0 = time.perf_counter()
+                approx, plan = top_ids(
+                    q[n].tolist(),
+                    space,
+                    collection_ids,
+                    exact=False,
+                    ef_search=ef,
+                    limit=limit,
+                    scan=scan,
                 )
+                seconds.append(time.perf_counter() - t0)
+                plans_with_index += "_hnsw" in plan
+                plans_checked += 1
+                per_query.append(len(truth[n].intersection(approx[:K])) / K)
+            label = f"limit {limit}, ef_search {max(ef, limit)}" + (f", scan {scan}" if scan else "")
+            results[label] = r = {
+                "limit": limit,
+                "ef_search": max(ef, limit),
+                "scan": scan,
+                "recall_at_10": round(float(np.mean(per_query)), 4),
+                "min_query_recall": round(min(per_query), 2),
+                "hnsw_ms_p50": round(float(np.median(seconds)) * 1000, 1),
+                "hnsw_ms_p95": round(float(np.percentile(seconds, 95)) * 1000, 1),
+            }
+            print(
+                f"  LIMIT {limit:>3}, ef_search {r['ef_search']:>4}"
+                + (f", scan {scan:>5}" if scan else "")
+                + f": recall@10 {r['recall_at_10']:.4f} "
+                f"(worst query {r['min_query_recall']}), "
+                f"p50 {r['hnsw_ms_p50']} ms, p95 {r['hnsw_ms_p95']} ms",
+                flush=True,
+            )
     finally:
         db.teardown(stop_server=True)
     index_used = plans_checked > 0 and plans_with_index == plans_checked
