@@ -437,17 +437,23 @@ class Stack:
         return httpx.get(f"{self.standin_url}/admin/stats", timeout=10).json()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live children (a service's whole tree)."""
+def process_tree(pid: int) -> list:
+    """A process and its live children (a service's whole tree), as psutil processes; [] if it is gone."""
     import psutil
 
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        return [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0.0
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children (a service's whole tree)."""
+    import psutil
+
     total = 0.0
-    for proc in procs:
+    for proc in process_tree(pid):
         try:
             times = proc.cpu_times()
             total += times.user + times.system
@@ -514,10 +520,8 @@ class RssSampler:
         import psutil
 
         for name, pid in self.roots.items():
-            try:
-                root = psutil.Process(pid)
-                procs = [root, *root.children(recursive=True)]
-            except psutil.Error:
+            procs = process_tree(pid)
+            if not procs:
                 continue
             total = 0
             for proc in procs:

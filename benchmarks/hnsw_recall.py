@@ -59,12 +59,13 @@ def top_ids(
     `limit` are returned: a wider search than ef_search alone allows."""
     from django.db import connection, transaction
 
+    from search.hnsw import EF_SEARCH_CEILING
     from search.selectors import vector_candidates_sql
     from search.types import SearchFilters
 
     sql, params = vector_candidates_sql(vector, space, collection_ids, SearchFilters(), max(limit, scan or 0))
     with transaction.atomic(), connection.cursor() as cursor:
-        ef = min(max(int(ef_search), limit), 1000)
+        ef = min(max(int(ef_search), limit), EF_SEARCH_CEILING)
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         if exact:

@@ -36,7 +36,9 @@ from benchmarks.common import (  # noqa: E402
     base_parser,
     machine_info,
     percentile,
+    postmaster_pid,
     print_machine,
+    process_tree,
     write_json,
 )
 
@@ -93,32 +95,13 @@ def process_memory(roots: dict[str, int]) -> dict[str, tuple[float, float]]:
 
     out: dict[str, float] = {}
     for service, pid in roots.items():
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        for proc in procs:
+        for proc in process_tree(pid):
             try:
                 full = proc.memory_full_info()
                 out[f"{service}/{proc.pid} {proc.name()[:20]}"] = (full.rss / 2**20, full.uss / 2**20)
             except psutil.Error:
                 pass
     return out
-
-
-def postmaster_pid() -> int | None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
-    import psutil
-
-    try:
-        return psutil.Process(backend).ppid()
-    except psutil.Error:
-        return None
 
 
 class MemorySampler:

@@ -188,7 +188,7 @@ def vector_plan(query: str) -> dict[str, Any]:
     from django.db import connection, transaction
 
     from ingestion.models import Collection
-    from search.hnsw import ef_search_for
+    from search.hnsw import ef_search_for, vector_settings_sql
     from search.selectors import embedding_space_active, query_embed, vector_candidates_sql
     from search.types import SearchFilters
 
@@ -199,8 +199,7 @@ def vector_plan(query: str) -> dict[str, Any]:
     sql, params = vector_candidates_sql(vector, space, collection_ids, SearchFilters(), limit)
     with transaction.atomic(), connection.cursor() as cursor:
         ef = ef_search_for(space, limit)
-        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef)])
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        cursor.execute(*vector_settings_sql(space, limit))  # the settings the search itself sends
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     return {"hnsw_index_used": "_hnsw" in plan, "ef_search": ef, "plan": plan}

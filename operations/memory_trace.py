@@ -8,9 +8,11 @@ first). Off by default: tracing costs CPU and memory on every allocation.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -30,11 +32,9 @@ def start_from_env() -> bool:
     tracemalloc.start(FRAMES)
 
     def loop() -> None:
-        n = 0
-        stop = threading.Event()
-        while not stop.wait(every):
+        for n in itertools.count():
+            time.sleep(every)
             tracemalloc.take_snapshot().dump(str(folder / f"heap-{os.getpid()}-{n:03d}.tracemalloc"))
-            n += 1
 
     threading.Thread(target=loop, name="tracemalloc-snapshots", daemon=True).start()
     return True

