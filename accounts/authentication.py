@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.keys import key_hash, key_matches, key_prefix
 from accounts.models import ApiKey
+from rag_project.compiled_sql import (
+    STAND_IN_PREFIX,
+    instances_from_row,
+    params_bound,
+    queryset_compiled,
+    rows_fetch,
+)
 
 # Compared against when no row matches, so an unknown prefix costs the same as a wrong secret.
 _DUMMY_HASH = key_hash("cit_000000000000_dummy")
 
 
+def api_key_with_user(prefix: str) -> ApiKey | None:
+    """The key with this prefix (unique) and its user, in one statement compiled once per process."""
+    sql, params = queryset_compiled(
+        "api_key_with_user", lambda: ApiKey.objects.select_related("user").filter(prefix=STAND_IN_PREFIX)[:1]
+    )
+    rows = rows_fetch(sql, params_bound(params, {STAND_IN_PREFIX: prefix}))
+    if not rows:
+        return None
+    api_key, user = instances_from_row(rows[0], ApiKey, get_user_model())
+    api_key.user = user
+    return api_key
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey | None:
     prefix = key_prefix(raw_key)
-    # `prefix` is unique: a slice, not `.first()`, whose ORDER BY the ORM compiled on every request.
-    api_key = (
-        next(iter(ApiKey.objects.select_related("user").filter(prefix=prefix)[:1]), None) if prefix else None
-    )
+    api_key = api_key_with_user(prefix) if prefix else None
     if not key_matches(raw_key, api_key.key_hash if api_key else _DUMMY_HASH) or api_key is None:
         return None
     now = timezone.now()

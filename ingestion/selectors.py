@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import ApiKey
 from accounts.permissions import request_api_key
-from ingestion.models import Chunk, Collection, Document, EmbeddingSpace, IngestJob
+from ingestion.models import Chunk, Collection, Document, IngestJob
+from rag_project.compiled_sql import STAND_IN_KEY, STAND_IN_USER, params_bound, queryset_compiled, rows_fetch
 
 COLLECTION_FORBIDDEN_MESSAGE = "You may not read collection '{slug}'."
 
@@ -39,9 +41,7 @@ def collections_readable(user, api_key: ApiKey | None = None) -> QuerySet[Collec
     Built from subqueries (no joins, no DISTINCT) so callers can use it as
     `filter(collection__in=collections_readable(...))` and keep the whole decision in one SQL statement.
     """
-    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Collection.objects.none()
-    if api_key is not None and (api_key.revoked_at is not None or api_key.user_id != user.pk):
+    if not _may_read_any(user, api_key):
         return Collection.objects.none()
     if user.is_superuser:
         readable = Collection.objects.all()
@@ -51,6 +51,13 @@ def collections_readable(user, api_key: ApiKey | None = None) -> QuerySet[Collec
             Q(is_public=True) | _member_of(user, "reader_users", "reader_groups") | _member_of(user)
         )
     return _narrowed(readable, api_key)
+
+
+def _may_read_any(user, api_key: ApiKey | None) -> bool:
+    """False for no user, an inactive one, or a revoked key or a key of another user: nothing is readable."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return api_key is None or (api_key.revoked_at is None and api_key.user_id == user.pk)
 
 
 def collections_writable(user, api_key: ApiKey | None = None) -> QuerySet[Collection]:
@@ -134,16 +141,36 @@ def collection_ids_get_readable_or_403(
     slugs: Iterable[str] | None, user, api_key: ApiKey | None = None
 ) -> list[int]:
     """The ids of `collections_get_readable_or_403`, in one statement (a search's path: the slug check and
-    the ids come from the same rows)."""
-    readable = collections_readable(user, api_key)
+    the ids come from the same rows), compiled once per kind of caller (rag_project/compiled_sql.py)."""
+    found = dict(_readable_slugs_and_ids(user, api_key))
     if not slugs:
-        return list(readable.values_list("pk", flat=True))
+        return list(found.values())
     wanted = list(dict.fromkeys(str(slug) for slug in slugs))
-    found = dict(readable.filter(slug__in=wanted).values_list("slug", "pk"))
     for slug in wanted:
         if slug not in found:
             raise PermissionDenied(COLLECTION_FORBIDDEN_MESSAGE.format(slug=slug))
     return [found[slug] for slug in wanted]
+
+
+def _readable_slugs_and_ids(user, api_key: ApiKey | None) -> list[tuple[str, int]]:
+    """(slug, id) of every collection `collections_readable(user, api_key)` admits, in its order. The
+    queryset is compiled with stand-in ids, once per shape of caller: superuser or not, with a key or not,
+    the key narrowed or not (the only things that change its SQL)."""
+    if not _may_read_any(user, api_key):
+        return []
+    narrowed = bool(api_key and api_key.collections_narrowed)
+    shape = ("readable_slugs_and_ids", bool(user.is_superuser), api_key is not None, narrowed)
+
+    def build() -> QuerySet:
+        stand_in_user = get_user_model()(pk=STAND_IN_USER, is_active=True, is_superuser=user.is_superuser)
+        stand_in_key = None
+        if api_key is not None:
+            stand_in_key = ApiKey(pk=STAND_IN_KEY, user_id=STAND_IN_USER, collections_narrowed=narrowed)
+        return collections_readable(stand_in_user, stand_in_key).values_list("slug", "pk")
+
+    sql, params = queryset_compiled(shape, build)
+    ids = {STAND_IN_USER: user.pk, STAND_IN_KEY: api_key.pk if api_key is not None else None}
+    return rows_fetch(sql, params_bound(params, ids))
 
 
 def documents_readable(user, api_key: ApiKey | None = None) -> QuerySet[Document]:
@@ -237,8 +264,3 @@ def ingest_job_list(
 def chunk_list(document: Document) -> QuerySet[Chunk]:
     """A document's passages in order (the caller got `document` from `document_get_readable_or_404`)."""
     return Chunk.objects.filter(document=document).defer("search_vector").order_by("ordinal")
-
-
-def embedding_space_active() -> EmbeddingSpace | None:
-    """The space search uses (None before the first ingestion created it)."""
-    return EmbeddingSpace.objects.filter(is_active=True).first()

@@ -22,6 +22,7 @@ from django.db import close_old_connections, connection, reset_queries
 from genapi import GenAPIError
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
 from ingestion.services.embedding import texts_embed as space_texts_embed
+from rag_project.compiled_sql import instances_from_row, queryset_compiled, rows_fetch
 from search.fulltext import fulltext_candidates, query_with_settings
 from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
 from search.hnsw import vector_settings_sql
@@ -57,7 +58,12 @@ class PassageWithNeighbours:
 
 
 def embedding_space_active() -> EmbeddingSpace | None:
-    return EmbeddingSpace.objects.filter(is_active=True).first()
+    """The space searches use (its SQL compiled once per process: rag_project/compiled_sql.py)."""
+    sql, params = queryset_compiled(
+        "embedding_space_active", lambda: EmbeddingSpace.objects.filter(is_active=True).order_by("pk")[:1]
+    )
+    rows = rows_fetch(sql, params)
+    return instances_from_row(rows[0], EmbeddingSpace)[0] if rows else None
 
 
 def query_embed(query: str, space: EmbeddingSpace) -> list[float]:

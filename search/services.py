@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from genapi import GenAPIError, ProviderUnavailableError, RateLimitedError
 from search.answer import (
@@ -88,21 +90,52 @@ def query_log_record(*, entry: QueryLog | None = None, **fields: Any) -> QueryLo
     failure to log is reported and swallowed: it must not fail the answer."""
     try:
         values = _query_log_fields(**fields)
-        # Committed without waiting for the WAL flush (`synchronous_commit = off` for this transaction
-        # only): the row is on every request's path, and the flush cost 5-10 ms on the benchmark machine.
-        # A crash can lose the last fraction of a second of log rows, never corrupt them. BEGIN, the
-        # setting and the write go in one flight (psycopg pipeline mode), then COMMIT: 2 round trips.
-        with transaction.atomic():
-            with statements_pipelined():
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit = off")
-                if entry is not None:
+        if entry is not None:
+            with transaction.atomic():
+                with statements_pipelined():
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL synchronous_commit = off")
                     QueryLog.objects.filter(pk=entry.pk).update(**values)
-                    return entry
-                return QueryLog.objects.create(**values)
+            return entry
+        return _query_log_insert(QueryLog(**values, created_at=timezone.now()))
     except Exception:  # noqa: BLE001 - the log is secondary to the answer
         log.exception("could not record the query log")
         return None
+
+
+def _query_log_insert_sql() -> tuple[str, list]:
+    """One INSERT for a QueryLog row, built once from the model (the ORM compiled it on every search)."""
+    fields = [f for f in QueryLog._meta.concrete_fields if not f.primary_key]
+    table = connection.ops.quote_name(QueryLog._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    # Typed placeholders: a SELECT list, unlike VALUES, does not take its types from the target columns.
+    placeholders = ", ".join(f"%s::{f.db_type(connection)}" for f in fields)
+    # `synchronous_commit` off for this statement's own transaction only: the row does not wait for the
+    # WAL flush (5-10 ms on the benchmark machine); a crash can lose the last fraction of a second of log
+    # rows, never corrupt them. `set_config` inside the statement makes it one round trip, no BEGIN/COMMIT.
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {placeholders} "  # noqa: S608 - names from the model
+        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed RETURNING id"
+    )
+    return sql, fields
+
+
+_QUERY_LOG_INSERT: tuple[str, list] | None = None
+
+
+def _query_log_insert(row: QueryLog) -> QueryLog:
+    global _QUERY_LOG_INSERT
+    if _QUERY_LOG_INSERT is None:
+        _QUERY_LOG_INSERT = _query_log_insert_sql()
+    sql, fields = _QUERY_LOG_INSERT
+    params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    # Inside a caller's transaction a failed insert must not break it: a savepoint, as the ORM's would be.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with guard, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row.pk = cursor.fetchone()[0]
+    row._state.adding = False
+    return row
 
 
 def passages_search(

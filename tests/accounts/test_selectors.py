@@ -173,6 +173,36 @@ def test_named_collection_ids_in_one_statement(world, django_assert_num_queries)
         collection_ids_get_readable_or_403(["public"], user, key)
 
 
+def test_the_compiled_ids_are_the_querysets_for_every_kind_of_caller(world):
+    """collection_ids_get_readable_or_403 runs collections_readable's SQL compiled once per shape of caller
+    with stand-in ids: every caller, with every kind of key, must get what the queryset itself gives, also
+    when another caller of the same shape compiled it first."""
+    people, c = world
+    writer = UserFactory(username="writer")
+    c["drafts"] = CollectionFactory(slug="drafts", writer_users=[writer], writer_groups=["finance"])
+    people["writer"] = writer
+    revoked = ApiKeyFactory(user=people["both"])
+    api_key_revoke(api_key=revoked)
+    callers = []
+    for user in people.values():
+        callers += [
+            (user, None),
+            (user, ApiKeyFactory(user=user)),  # not narrowed
+            (user, ApiKeyFactory(user=user, collections=[c["hr"], c["legal"], c["drafts"]])),
+            (user, ApiKeyFactory(user=user, collections=[])),  # narrowed to nothing
+        ]
+    callers += [(people["both"], revoked), (people["both"], ApiKeyFactory(user=people["nobody"]))]
+    for user, key in callers + callers[::-1]:
+        expected = list(collections_readable(user, key).values_list("pk", flat=True))
+        assert collection_ids_get_readable_or_403(None, user, key) == expected, (user.username, key)
+    # Spot checks that the comparison means something: the shapes do differ.
+    assert set(collection_ids_get_readable_or_403(None, writer)) == {c["public"].pk, c["drafts"].pk}
+    assert set(collection_ids_get_readable_or_403(None, people["fin_person"])) == {
+        c["public"].pk, c["finance"].pk, c["shared"].pk, c["drafts"].pk,
+    }  # fmt: skip
+    assert collection_ids_get_readable_or_403(None, people["both"], revoked) == []
+
+
 def test_objects_are_404_when_unreadable(world):
     people, c = world
     chunk = ChunkFactory(document__collection=c["finance"])
