@@ -1,4 +1,5 @@
-"""Querysets compiled to SQL once per shape, for the few queries on every search request's path.
+"""Querysets compiled to SQL once per shape, and statements prepared once per connection, for the few
+queries on every search request's path.
 
 Django compiles a queryset's SQL again each time it runs. For the API key lookup, the readable collections
 and the active embedding space, that compiling cost more of the web process's CPU than running the
@@ -6,6 +7,13 @@ statements (BENCHMARKS.md, issue 14). These queries are still written as the usu
 stays in one place. `queryset_compiled` compiles a queryset once per `shape`, built with stand-in ids
 (`STAND_IN_USER`, `STAND_IN_KEY`, `STAND_IN_PREFIX`), and `params_bound` puts the request's values in
 their place.
+
+`prepared_cursor` goes one step further for the statements a search sends every time (these, the two legs,
+the passages and the query log): the server parses and plans a statement's text once per connection, then
+only runs it. Django binds parameters in Python and never prepares (so that transaction-mode poolers keep
+working); parsing and planning these statements was a tenth of PostgreSQL's CPU per search (BENCHMARKS.md,
+issue 14). `RAG_DB_PREPARED_STATEMENTS=0` turns preparing off, for a transaction-mode pooler that does not
+track prepared statements (PgBouncer before 1.21).
 """
 
 from __future__ import annotations
@@ -13,8 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.postgresql.psycopg_any import register_tzloader
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet
+from psycopg.postgres import types as pg_types
+from psycopg.pq import Format
 
 # Ids no row has (primary keys are positive): in a compiled statement's parameters they can only stand for
 # the user or key the queryset was built for.
@@ -40,9 +54,34 @@ def params_bound(params: Sequence[Any], values: dict[int | str, Any]) -> list[An
 
 
 def rows_fetch(sql: str, params: Sequence[Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+class _PreparingCursor(ServerBindingCursor):
+    """Django's server-binding cursor, preparing every statement it runs (psycopg keeps each connection's
+    prepared statements, keyed by text and parameter types, and reuses them)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        if prepare is None:
+            prepare = settings.RAG_DB_PREPARED_STATEMENTS
+        return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+def prepared_cursor() -> CursorWrapper:
+    """A cursor on Django's default connection, as `connection.cursor()` gives (its checks, error
+    wrapping, execute wrappers and debug log), whose statements are bound and prepared on the server.
+    Parameters then carry types: a placeholder whose type the statement does not fix needs a cast."""
+    wrapper = connection.cursor()
+    wrapper.cursor.close()
+    raw = _PreparingCursor(connection.connection)
+    # As Django's own cursors: a time zone other than the connection's needs the cursor's own loader.
+    loader = connection.connection.adapters.get_loader(pg_types["timestamptz"].oid, Format.TEXT)
+    if getattr(loader, "timezone", None) != connection.timezone:
+        register_tzloader(connection.timezone, raw)
+    wrapper.cursor = raw
+    return wrapper
 
 
 def instances_from_row(row: Sequence[Any], *models: type[Model]) -> list[Model]:

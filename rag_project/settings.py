@@ -220,6 +220,10 @@ RAG_HNSW_EF_CONSTRUCTION = env.int("RAG_HNSW_EF_CONSTRUCTION", default=64)
 # searches like a request's (CONN_MAX_AGE). Tests turn the keeping off: a kept connection would block
 # dropping the test database at the end of the session.
 RAG_SEARCH_LEG_CONNECTION_KEEP = True
+# The statements every search sends are prepared on the server once per connection (rag_project/
+# compiled_sql.py): parsing and planning them was a tenth of PostgreSQL's CPU per search. Off (0) for a
+# transaction-mode connection pooler that does not track prepared statements (PgBouncer before 1.21).
+RAG_DB_PREPARED_STATEMENTS = env.bool("RAG_DB_PREPARED_STATEMENTS", default=True)
 # A web process folds its provider-usage tally into ProviderUsageDay at the end of a request at most this
 # often (operations/provider_usage.py): at every request, the upsert (and its commit) cost ~1.4 ms, and
 # every process's requests queued on the same row. Tasks and process exit still flush every time.

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from ingestion.models import FULLTEXT_CONFIG
+from rag_project.compiled_sql import prepared_cursor
 from search.sql_filters import filters_sql
 from search.types import SearchFilters
 
@@ -101,6 +102,10 @@ def fulltext_sql(query: str, where: str, params: list[Any], limit: int) -> tuple
     def term_score(idf: str, avgdl: str) -> str:
         return f"{idf} * p.tf * {k1 + 1} / (p.tf + {k1} * ({1 - b} + {b} * p.dl / {avgdl}))"
 
+    # The limits are literals, not parameters: the statement is prepared (rag_project/compiled_sql.py), and a
+    # generic plan would know nothing of a parameter's LIMIT.
+    depth = max(int(FULLTEXT_TERM_DEPTH), int(limit))
+    rescore = max(int(FULLTEXT_RESCORE_DEPTH), int(limit))
     # `q`: one row per query lexeme some passage holds, with its IDF (Lucene's form, as LexemeStats.idf)
     # and the corpus's mean passage length (the '' row holds the corpus totals); `qa`: the same as arrays.
     # Materialized: the scans below see a handful of known rows. Then both steps are LATERAL, so each is
@@ -134,11 +139,11 @@ def fulltext_sql(query: str, where: str, params: list[Any], limit: int) -> tuple
                 JOIN ingestion_document d ON d.id = p.document_id
                 WHERE p.lexeme = q.lexeme AND {where}
                 ORDER BY p.impact DESC, p.chunk_id
-                LIMIT %s
+                LIMIT {depth}
             ) hit
             GROUP BY hit.chunk_id
             ORDER BY partial DESC, hit.chunk_id
-            LIMIT %s
+            LIMIT {rescore}
         )
         SELECT pool.chunk_id, s.score
         FROM pool CROSS JOIN qa CROSS JOIN LATERAL (
@@ -147,11 +152,9 @@ def fulltext_sql(query: str, where: str, params: list[Any], limit: int) -> tuple
             WHERE p.chunk_id = pool.chunk_id AND p.lexeme = ANY(qa.lexemes)
         ) s
         ORDER BY s.score DESC, pool.chunk_id
-        LIMIT %s
-    """  # noqa: S608 - fixed fragments and floats only
-    depth = max(int(FULLTEXT_TERM_DEPTH), int(limit))
-    rescore = max(int(FULLTEXT_RESCORE_DEPTH), int(limit))
-    return sql, [query, *params, depth, rescore, int(limit)]
+        LIMIT {int(limit)}
+    """  # noqa: S608 - fixed fragments, floats and integers only
+    return sql, [query, *params]
 
 
 def fulltext_candidates(
@@ -180,16 +183,17 @@ def query_with_settings(
     query and COMMIT go to the server in one flight (psycopg pipeline mode; the rows are read once the
     flight is back): one round trip where each of them was one. Inside a caller's transaction (tests, an
     atomic block) a savepoint instead, so the query sees the caller's uncommitted writes."""
+    # The settings and the query are prepared statements (rag_project/compiled_sql.py).
     if connection.in_atomic_block:
-        with transaction.atomic(), connection.cursor() as cursor, statements_pipelined():
+        with transaction.atomic(), prepared_cursor() as cursor, statements_pipelined():
             cursor.execute(settings_sql, settings_params)
             cursor.execute(sql, params)
             return cursor.fetchall()
-    with connection.cursor() as control, connection.cursor() as cursor:
+    with connection.cursor() as control, prepared_cursor() as cursor:
         try:
             with statements_pipelined():
                 control.execute("BEGIN")
-                control.execute(settings_sql, settings_params)
+                cursor.execute(settings_sql, settings_params)
                 cursor.execute(sql, params)
                 control.execute("COMMIT")
         except Exception:

@@ -22,7 +22,7 @@ from django.db import close_old_connections, connection, reset_queries
 from genapi import GenAPIError
 from ingestion.models import FULLTEXT_CONFIG, EmbeddingSpace
 from ingestion.services.embedding import texts_embed as space_texts_embed
-from rag_project.compiled_sql import instances_from_row, queryset_compiled, rows_fetch
+from rag_project.compiled_sql import instances_from_row, prepared_cursor, queryset_compiled, rows_fetch
 from search.fulltext import fulltext_candidates, query_with_settings
 from search.fusion import RRF_WEIGHT_FULLTEXT, RRF_WEIGHT_VECTOR, rrf_fuse
 from search.hnsw import vector_settings_sql
@@ -93,11 +93,13 @@ def vector_candidates_sql(
             JOIN ingestion_document d ON d.id = c.document_id
             WHERE ce.space_id = {int(space.pk)} AND {where}
             ORDER BY (ce.embedding::halfvec({dims})) <=> %s::halfvec({dims})
-            LIMIT %s
+            LIMIT {int(limit)}
         )
         SELECT chunk_id, distance FROM hits ORDER BY distance, chunk_id
     """  # noqa: S608 - only integers are interpolated
-    return sql, [literal, *params, literal, int(limit)]
+    # LIMIT is a literal: the statement is prepared (rag_project/compiled_sql.py), and a generic plan with
+    # an unknown LIMIT could prefer sorting every vector to the index.
+    return sql, [literal, *params, literal]
 
 
 def vector_candidates(
@@ -175,7 +177,7 @@ def passages_load(
         WHERE c.id = ANY(%s) AND d.collection_id = ANY(%s)
     """  # noqa: S608
     params: list[Any] = [highlight_query, _HEADLINE_OPTIONS] if highlight else []
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [*params, list(chunk_ids), list(collection_ids)])
         rows = cursor.fetchall()
     loaded = {}

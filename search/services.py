@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from genapi import GenAPIError, ProviderUnavailableError, RateLimitedError
+from rag_project.compiled_sql import prepared_cursor
 from search.answer import (
     APIS,
     NOTHING_FOUND,
@@ -131,7 +132,7 @@ def _query_log_insert(row: QueryLog) -> QueryLog:
     params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
     # Inside a caller's transaction a failed insert must not break it: a savepoint, as the ORM's would be.
     guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
-    with guard, connection.cursor() as cursor:
+    with guard, prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row.pk = cursor.fetchone()[0]
     row._state.adding = False
