@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.postgresql.psycopg_any import register_tzloader
@@ -63,9 +62,8 @@ class _PreparingCursor(ServerBindingCursor):
     """Django's server-binding cursor, preparing every statement it runs (psycopg keeps each connection's
     prepared statements, keyed by text and parameter types, and reuses them)."""
 
-    def execute(self, query, params=None, *, prepare=None, binary=None):
-        if prepare is None:
-            prepare = settings.RAG_DB_PREPARED_STATEMENTS
+    def execute(self, query, params=None, *, prepare=True, binary=None):
+        # Without the connection's `prepare_threshold` (RAG_DB_PREPARED_STATEMENTS=0) nothing is prepared.
         return super().execute(query, params, prepare=prepare, binary=binary)
 
 

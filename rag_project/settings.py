@@ -224,6 +224,11 @@ RAG_SEARCH_LEG_CONNECTION_KEEP = True
 # compiled_sql.py): parsing and planning them was a tenth of PostgreSQL's CPU per search. Off (0) for a
 # transaction-mode connection pooler that does not track prepared statements (PgBouncer before 1.21).
 RAG_DB_PREPARED_STATEMENTS = env.bool("RAG_DB_PREPARED_STATEMENTS", default=True)
+# psycopg prepares nothing on a connection without a threshold (Django's default): a threshold no statement
+# reaches by repetition, so only the statements asked for are prepared (Django's own cursors never are).
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    2**31 - 1 if RAG_DB_PREPARED_STATEMENTS else None
+)
 # A web process folds its provider-usage tally into ProviderUsageDay at the end of a request at most this
 # often (operations/provider_usage.py): at every request, the upsert (and its commit) cost ~1.4 ms, and
 # every process's requests queued on the same row. Tasks and process exit still flush every time.

@@ -51,13 +51,16 @@ def ef_search_sql(space: EmbeddingSpace, limit: int) -> tuple[str, list[Any]]:
 
 
 def vector_settings_sql(space: EmbeddingSpace, limit: int) -> tuple[str, list[Any]]:
-    """The vector query's transaction-local settings, as one statement: `hnsw.ef_search` (above) and
+    """The vector query's transaction-local settings, as one statement: `hnsw.ef_search` (above),
     `hnsw.iterative_scan` = relaxed_order, which keeps scanning the index until `limit` rows pass the
-    filters (pgvector >= 0.8)."""
+    filters (pgvector >= 0.8), and a plan made for this query's own filters. The statement is prepared
+    (rag_project/compiled_sql.py), and PostgreSQL would soon reuse one generic plan for every filter: the
+    HNSW walk even for a collection of a few passages, where reading them all is the exact answer."""
     expression, params = ef_search_sql(space, limit)
     sql = (
         f"SELECT set_config('hnsw.ef_search', ({expression})::text, true), "
-        "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+        "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+        "set_config('plan_cache_mode', 'force_custom_plan', true)"
     )
     return sql, params
 
