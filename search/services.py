@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import signals
 from django.utils import timezone
 
 from genapi import GenAPIError, ProviderUnavailableError, RateLimitedError
@@ -129,6 +130,10 @@ def _query_log_insert(row: QueryLog) -> QueryLog:
     if _QUERY_LOG_INSERT is None:
         _QUERY_LOG_INSERT = _query_log_insert_sql()
     sql, fields = _QUERY_LOG_INSERT
+    # The ORM's signals still fire (operations/search_metrics.py turns the timings into metrics).
+    signals.pre_save.send(
+        sender=QueryLog, instance=row, raw=False, using=connection.alias, update_fields=None
+    )
     params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
     # Inside a caller's transaction a failed insert must not break it: a savepoint, as the ORM's would be.
     guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
@@ -136,6 +141,9 @@ def _query_log_insert(row: QueryLog) -> QueryLog:
         cursor.execute(sql, params)
         row.pk = cursor.fetchone()[0]
     row._state.adding = False
+    signals.post_save.send(
+        sender=QueryLog, instance=row, created=True, raw=False, using=connection.alias, update_fields=None
+    )
     return row
 
 
