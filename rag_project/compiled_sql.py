@@ -66,6 +66,12 @@ class _PreparingCursor(ServerBindingCursor):
         # Without the connection's `prepare_threshold` (RAG_DB_PREPARED_STATEMENTS=0) nothing is prepared.
         return super().execute(query, params, prepare=prepare, binary=binary)
 
+    def _convert_query(self, query, params=None):
+        # Kept where Django's debug log (connection.queries, as for its own cursors) reads the statement:
+        # psycopg leaves it unset for a single server-bound execute.
+        self._query = super()._convert_query(query, params)
+        return self._query
+
 
 def prepared_cursor() -> CursorWrapper:
     """A cursor on Django's default connection, as `connection.cursor()` gives (its checks, error

@@ -138,6 +138,11 @@ else:
     DATABASES = {"default": django_database_config(EMBEDDED_DATABASE_URI)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# ... except on a connection whose last statement succeeded less than this many seconds ago (Django's backend
+# with that one change, rag_project/postgresql/base.py): each check is a round trip, two a search. 0 checks
+# every time.
+DATABASES["default"]["ENGINE"] = "rag_project.postgresql"
+RAG_DB_HEALTH_CHECK_AFTER_SECONDS = env.float("RAG_DB_HEALTH_CHECK_AFTER_SECONDS", default=2.0)
 # Parallel test sessions on one shared server need their own test database each.
 if env.str("DATABASE_TEST_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("DATABASE_TEST_NAME")}
