@@ -449,14 +449,16 @@ def process_tree(pid: int) -> list:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its live children (a service's whole tree)."""
+    """User + system CPU seconds of a process and its children (a service's whole tree): the live ones', and
+    those of children that exited (reaped into their parent's `children_*` times; PostgreSQL's backends end
+    with their connections, and without these a pass's difference could even go below zero)."""
     import psutil
 
     total = 0.0
     for proc in process_tree(pid):
         try:
             times = proc.cpu_times()
-            total += times.user + times.system
+            total += times.user + times.system + times.children_user + times.children_system
         except psutil.Error:
             pass
     return total
