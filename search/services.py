@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -105,6 +106,7 @@ def query_log_record(*, entry: QueryLog | None = None, **fields: Any) -> QueryLo
         return None
 
 
+@functools.cache
 def _query_log_insert_sql() -> tuple[str, list]:
     """One INSERT for a QueryLog row, built once from the model (the ORM compiled it on every search)."""
     fields = [f for f in QueryLog._meta.concrete_fields if not f.primary_key]
@@ -122,14 +124,8 @@ def _query_log_insert_sql() -> tuple[str, list]:
     return sql, fields
 
 
-_QUERY_LOG_INSERT: tuple[str, list] | None = None
-
-
 def _query_log_insert(row: QueryLog) -> QueryLog:
-    global _QUERY_LOG_INSERT
-    if _QUERY_LOG_INSERT is None:
-        _QUERY_LOG_INSERT = _query_log_insert_sql()
-    sql, fields = _QUERY_LOG_INSERT
+    sql, fields = _query_log_insert_sql()
     # The ORM's signals still fire (operations/search_metrics.py turns the timings into metrics).
     signals.pre_save.send(
         sender=QueryLog, instance=row, raw=False, using=connection.alias, update_fields=None

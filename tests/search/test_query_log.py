@@ -59,7 +59,8 @@ def test_a_stream_row_is_completed_in_place():
 
 @pytest.mark.django_db
 def test_a_failed_write_is_swallowed_and_the_callers_transaction_goes_on(monkeypatch, caplog):
-    monkeypatch.setattr(services, "_QUERY_LOG_INSERT", ("INSERT INTO no_such_table VALUES (1)", []))
+    broken = ("INSERT INTO no_such_table VALUES (1)", [])
+    monkeypatch.setattr(services, "_query_log_insert_sql", lambda: broken)
     with transaction.atomic():
         assert query_log_record(**_fields()) is None
         # Without the savepoint the failed INSERT would have aborted this transaction.
