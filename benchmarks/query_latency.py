@@ -72,14 +72,69 @@ def all_queries(dataset: str) -> list[str]:
         return [json.loads(line)["text"] for line in fh if line.strip()]
 
 
+class _StdlibClient:
+    """One keep-alive HTTP/1.1 connection from the standard library: a POST of JSON costs the load generator
+    a fraction of httpx's CPU. On 2 cores the client shares the machine with the server it measures, so
+    every millisecond it spends is one the server does not get (BENCHMARKS.md, issue 14, "Session 8")."""
+
+    def __init__(self, base_url: str, key: str, timeout: float):
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self._connect = lambda: http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self._conn = self._connect()
+        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def post(self, path: str, body: dict) -> tuple[int, bytes]:
+        payload = json.dumps(body).encode()
+        for attempt in (1, 2):
+            try:
+                self._conn.request("POST", path, body=payload, headers=self._headers)
+                response = self._conn.getresponse()
+                return response.status, response.read()
+            except (ConnectionError, OSError):
+                self._conn.close()
+                self._conn = self._connect()  # the server closed a kept connection: once more, then fail
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _HttpxClient:
+    def __init__(self, base_url: str, key: str, timeout: float):
+        import httpx
+
+        self._client = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout
+        )
+
+    def post(self, path: str, body: dict) -> tuple[int, bytes]:
+        response = self._client.post(path, json=body)
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        self._client.close()
+
+
+CLIENTS = {"stdlib": _StdlibClient, "httpx": _HttpxClient}
+
+
 def _requests(
-    base_url: str, key: str, path: str, bodies: list[dict], clients: int, seconds_max: float = 0.0
+    base_url: str,
+    key: str,
+    path: str,
+    bodies: list[dict],
+    clients: int,
+    seconds_max: float = 0.0,
+    client_kind: str = "stdlib",
 ) -> tuple[list[float], float, dict[int, int], list[dict[str, Any]]]:
     """Send `bodies` from `clients` threads (each its own connection): latencies of the 200s, wall time,
     status counts, and each 200's `timings` (plus `rerank_tokens`) as the service reported them. With
     `seconds_max`, clients send no new request after that many seconds (slow sizes get fewer requests)."""
-    import httpx
-
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     reported: list[dict[str, Any]] = []
@@ -87,24 +142,25 @@ def _requests(
 
     def client_loop(share: list[dict]) -> list[tuple[float, int, dict]]:
         out = []
-        with httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
-        ) as client:
+        client = CLIENTS[client_kind](base_url, key, 120)
+        try:
             for body in share:
                 if seconds_max and time.perf_counter() - started > seconds_max:
                     break
                 t0 = time.perf_counter()
                 try:
-                    response = client.post(path, json=body)
-                except httpx.HTTPError:
+                    status, content = client.post(path, body)
+                except Exception:  # noqa: BLE001 - a transport error is counted as status 0
                     out.append((time.perf_counter() - t0, 0, {}))
                     continue
                 seconds = time.perf_counter() - t0
-                data = response.json() if response.status_code == 200 else {}
+                data = json.loads(content) if status == 200 else {}
                 stages = dict(data.get("timings") or {})
                 if "rerank_tokens" in data:
                     stages["rerank_tokens"] = data["rerank_tokens"]
-                out.append((seconds, response.status_code, stages))
+                out.append((seconds, status, stages))
+        finally:
+            client.close()
         return out
 
     started = time.perf_counter()
@@ -263,7 +319,7 @@ def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) 
         return chosen
 
     warm = [{"query": q, "collections": slugs, "rerank": False} for q in take(args.warmup)]
-    _requests(stack.web_url, key, "/api/search", warm, 1)
+    _requests(stack.web_url, key, "/api/search", warm, 1, client_kind=args.client)
     passes = [p for p in PASSES if not args.only or args.only in p[0]]
     for round_ in range(1, args.repeat + 1):
         for name, path, extra, clients in passes:
@@ -276,7 +332,7 @@ def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) 
             load = round(os.getloadavg()[0], 2)
             meter.start()
             lat, wall, statuses, reported = _requests(
-                stack.web_url, key, path, bodies, clients, args.pass_seconds
+                stack.web_url, key, path, bodies, clients, args.pass_seconds, args.client
             )
             cpu = meter.stop()
             errors = sum(count for status, count in statuses.items() if status != 200)
@@ -488,6 +544,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--only", default="", help="only the passes whose name contains this text")
     parser.add_argument("--repeat", type=int, default=1, help="run the passes this many times (noise)")
+    parser.add_argument(
+        "--client",
+        choices=sorted(CLIENTS),
+        default="stdlib",
+        help="the load generator's HTTP client (httpx: as before session 8, ~3x the client CPU a request)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse_hidden())
     args = parser.parse_args(argv)
     if args.replot:
@@ -517,7 +579,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         command += ["--ask-requests", str(args.ask_requests), "--load-workers", str(args.load_workers)]
         command += ["--pass-seconds", str(args.pass_seconds), "--recall-queries", str(args.recall_queries)]
         command += ["--web-workers", str(args.web_workers), "--web-threads", str(args.web_threads)]
-        command += ["--warmup", str(args.warmup), "--repeat", str(args.repeat)]
+        command += ["--warmup", str(args.warmup), "--repeat", str(args.repeat), "--client", args.client]
         for flag, value in (
             ("--cache-url", args.cache_url),
             ("--only", args.only),

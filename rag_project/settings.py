@@ -216,11 +216,12 @@ RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
 # A positive value fixes it.
 RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=0)
 RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
-# The graph's build parameters (pgvector's defaults): a denser graph (higher m, ef_construction) holds recall
-# at a lower ef_search on large corpora, at the price of build time and index size. They apply to the
-# indexes created from then on: a new embedding space (`manage.py reembed`), or a rebuilt index.
-RAG_HNSW_M = env.int("RAG_HNSW_M", default=16)
-RAG_HNSW_EF_CONSTRUCTION = env.int("RAG_HNSW_EF_CONSTRUCTION", default=64)
+# The graph's build parameters. pgvector's defaults (16, 64) find 0.917 of the exact top 10 at 1,000,000
+# passages even at the widest walk (ef_search 1,000); 24 / 128 finds 0.962, at ~27 % of ingestion speed
+# (BENCHMARKS.md issue 14, "Session 8"). They apply to indexes created from then on: a new embedding space,
+# or the active one's graph rebuilt with `manage.py hnsw_rebuild`.
+RAG_HNSW_M = env.int("RAG_HNSW_M", default=24)
+RAG_HNSW_EF_CONSTRUCTION = env.int("RAG_HNSW_EF_CONSTRUCTION", default=128)
 # Search runs its vector leg in a pool thread on that thread's own database connection, kept between
 # searches like a request's (CONN_MAX_AGE). Tests turn the keeping off: a kept connection would block
 # dropping the test database at the end of the session.

@@ -4,9 +4,11 @@ HNSW's recall at a fixed `ef_search` falls as the graph grows, while its cost gr
 fixed value either wastes time on a small knowledge base or loses neighbours on a large one. Measured on
 vectors derived from real MiniLM vectors (BENCHMARKS.md, issue 14, "Session 6"): at 100,000 passages
 `ef_search` 200 finds 0.988 of the exact top 10 (400: 0.994, at 1.4x the time); at 1,000,000, 400 finds
-0.80, 600 0.88 and 1,000 0.91. So by default (`RAG_HNSW_EF_SEARCH` = 0) the walk is `EF_SEARCH_PER_100K`
-per 100,000 indexed vectors, at least that much, at most `RAG_HNSW_EF_SEARCH_MAX` (default 1,000, the most
-pgvector accepts), and never below the rows asked for. A positive `RAG_HNSW_EF_SEARCH` fixes it instead.
+0.80, 600 0.88 and 1,000 0.91 (pgvector's graph, m 16 / ef_construction 64; the denser default graph since
+"Session 8", m 24 / ef_construction 128, finds 0.962 at 1,000). So by default (`RAG_HNSW_EF_SEARCH` = 0)
+the walk is `EF_SEARCH_PER_100K` per 100,000 indexed vectors, at least that much, at most
+`RAG_HNSW_EF_SEARCH_MAX` (default 1,000, the most pgvector accepts), and never below the rows asked for.
+A positive `RAG_HNSW_EF_SEARCH` fixes it instead.
 
 The index size is the partial index's `pg_class.reltuples` (kept by CREATE INDEX, VACUUM and ANALYZE,
 autovacuum included), read inside the same statement that sets `ef_search`: no extra round trip.

@@ -27,6 +27,24 @@ def space_index_name(space_id: int) -> str:
     return f"ingestion_chunkembedding_space_{int(space_id)}_hnsw"
 
 
+def hnsw_graph_parameters() -> tuple[int, int]:
+    """(m, ef_construction) for new HNSW indexes: the settings, ef_construction raised to 2 x m (pgvector
+    refuses less)."""
+    m = int(settings.RAG_HNSW_M)
+    return m, max(int(settings.RAG_HNSW_EF_CONSTRUCTION), 2 * m)
+
+
+def _index_ddl(space: EmbeddingSpace, name: str, *, concurrently: bool = False) -> str:
+    m, ef_construction = hnsw_graph_parameters()
+    return (
+        f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS {name} "
+        f"ON ingestion_chunkembedding "
+        f"USING hnsw ((embedding::halfvec({int(space.dimensions)})) halfvec_cosine_ops) "
+        f"WITH (m = {m}, ef_construction = {ef_construction}) "
+        f"WHERE space_id = {int(space.pk)}"
+    )
+
+
 def embedding_space_index_create(space: EmbeddingSpace) -> None:
     """The space's partial HNSW index; search must use the same cast and `space_id` predicate.
 
@@ -35,19 +53,37 @@ def embedding_space_index_create(space: EmbeddingSpace) -> None:
     (`CREATE INDEX CONCURRENTLY` cannot run in a transaction; a new space has no rows, so a plain one is
     instant.)
     """
-    m = int(settings.RAG_HNSW_M)
-    # pgvector refuses an ef_construction below 2 * m.
-    ef_construction = max(int(settings.RAG_HNSW_EF_CONSTRUCTION), 2 * m)
     with connection.cursor() as cursor:
         # DDL refuses to run while deferred foreign-key checks are pending in the same transaction.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {space_index_name(space.pk)} ON ingestion_chunkembedding "
-            f"USING hnsw ((embedding::halfvec({int(space.dimensions)})) halfvec_cosine_ops) "
-            f"WITH (m = {m}, ef_construction = {ef_construction}) "
-            f"WHERE space_id = {int(space.pk)}"
-        )
+        cursor.execute(_index_ddl(space, space_index_name(space.pk)))
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def embedding_space_index_rebuild(space: EmbeddingSpace, *, lock_timeout_s: float = 30.0) -> str:
+    """Build the space's HNSW index again with the current graph parameters (`RAG_HNSW_M`,
+    `RAG_HNSW_EF_CONSTRUCTION`) while search and ingestion go on; returns the new index's definition.
+
+    The new graph is built with `CREATE INDEX CONCURRENTLY` under a second name (writes continue and go into
+    both), then the old index is dropped and the new one takes its name in one short transaction (search
+    reads the index size by name: `search.hnsw`). A rebuild interrupted before the swap leaves only the
+    second, possibly invalid, index: it is dropped and built afresh on the next run. Must run outside a
+    transaction (CONCURRENTLY refuses one)."""
+    if connection.in_atomic_block:
+        raise EmbeddingSpaceError("An HNSW index is rebuilt outside a transaction (CONCURRENTLY).")
+    name = space_index_name(space.pk)
+    building = f"{name}_rebuild"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {building}")
+        cursor.execute(_index_ddl(space, building, concurrently=True))
+        with transaction.atomic():
+            # DROP INDEX takes the table's exclusive lock for an instant, after the queries running on it.
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_s * 1000)}ms"])
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+            cursor.execute(f"ALTER INDEX {building} RENAME TO {name}")
+        cursor.execute("ANALYZE ingestion_chunkembedding")
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+        return cursor.fetchone()[0]
 
 
 def embedding_space_index_drop(space: EmbeddingSpace) -> None:
