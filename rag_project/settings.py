@@ -210,8 +210,8 @@ RAG_RERANK_DOCUMENTS = env.int("RAG_RERANK_DOCUMENTS", default=30)
 RAG_RERANK_DOCUMENT_TOKENS = env.int("RAG_RERANK_DOCUMENT_TOKENS", default=160)
 RAG_RERANK_TOKENS_MAX = env.int("RAG_RERANK_TOKENS_MAX", default=4000)
 RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
-# The HNSW walk's width (search/hnsw.py). 0, the default: scaled with the space's index, 200 per 100,000
-# vectors, from 200 up to RAG_HNSW_EF_SEARCH_MAX, pgvector's ceiling by default (recall falls as the graph
+# The HNSW walk's width (search/hnsw.py). 0, the default: scaled with the space's index, 150 per 100,000
+# vectors, from 150 up to RAG_HNSW_EF_SEARCH_MAX, pgvector's ceiling by default (recall falls as the graph
 # grows; BENCHMARKS.md issue 14).
 # A positive value fixes it.
 RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=0)

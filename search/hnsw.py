@@ -2,10 +2,10 @@
 
 HNSW's recall at a fixed `ef_search` falls as the graph grows, while its cost grows with `ef_search`. One
 fixed value either wastes time on a small knowledge base or loses neighbours on a large one. Measured on
-vectors derived from real MiniLM vectors (BENCHMARKS.md, issue 14, "Session 6"): at 100,000 passages
-`ef_search` 200 finds 0.988 of the exact top 10 (400: 0.994, at 1.4x the time); at 1,000,000, 400 finds
-0.80, 600 0.88 and 1,000 0.91 (pgvector's graph, m 16 / ef_construction 64; the denser default graph since
-"Session 8", m 24 / ef_construction 128, finds 0.962 at 1,000). So by default (`RAG_HNSW_EF_SEARCH` = 0)
+vectors derived from real MiniLM vectors (BENCHMARKS.md, issue 14, "Session 6" and "Session 8"), on the
+default graph (m 24, ef_construction 128): at 100,000 passages `ef_search` 150 finds 0.994 of the exact top
+10 (200: 0.997); at 1,000,000, 1,000 finds 0.962 (pgvector's sparser default graph, m 16 / ef_construction
+64: 0.80 at 400, 0.88 at 600, 0.917 at 1,000). So by default (`RAG_HNSW_EF_SEARCH` = 0)
 the walk is `EF_SEARCH_PER_100K` per 100,000 indexed vectors, at least that much, at most
 `RAG_HNSW_EF_SEARCH_MAX` (default 1,000, the most pgvector accepts), and never below the rows asked for.
 A positive `RAG_HNSW_EF_SEARCH` fixes it instead.
@@ -24,7 +24,10 @@ from django.db import connection
 from ingestion.models import EmbeddingSpace
 from ingestion.services.spaces import space_index_name
 
-EF_SEARCH_PER_100K = 200
+# On the default graph (m 24, ef_construction 128) at 100,000 real-derived vectors, 150 finds 0.994 of the
+# exact top 10 (worst query 0.9) and 100 finds 0.972 with one query at 0.0 (BENCHMARKS.md, "Session 8");
+# pgvector's sparser graph needed 200 for 0.988.
+EF_SEARCH_PER_100K = 150
 # pgvector refuses a larger hnsw.ef_search.
 EF_SEARCH_CEILING = 1000
 

@@ -28,9 +28,9 @@ def _index_rows_pretend(space, rows: int) -> None:
     ("rows", "limit", "expected"),
     [
         (0, 50, EF_SEARCH_PER_100K),  # a new, empty index: the floor
-        (100_000, 50, 200),
-        (150_000, 50, 300),
-        (300_000, 50, 600),
+        (100_000, 50, 150),
+        (150_000, 50, 225),
+        (300_000, 50, 450),
         (1_000_000, 50, 800),  # capped at RAG_HNSW_EF_SEARCH_MAX
         (10_000, 500, 500),  # never below the rows asked for
         (10_000, 5000, EF_SEARCH_CEILING),  # nor above what pgvector accepts
@@ -65,4 +65,4 @@ def test_the_search_sets_the_scaled_ef_search(space, settings):
     assert len(hits) == 1
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')")
-        assert cursor.fetchone() == ("500", "relaxed_order")
+        assert cursor.fetchone() == ("375", "relaxed_order")  # 250,000 x 150 / 100,000
