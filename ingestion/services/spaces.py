@@ -8,7 +8,7 @@ then drops the old space's vectors and index (`embedding_space_retire`).
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from genapi import GenAPIError, get_client
@@ -66,21 +66,40 @@ def embedding_space_index_rebuild(space: EmbeddingSpace, *, lock_timeout_s: floa
 
     The new graph is built with `CREATE INDEX CONCURRENTLY` under a second name (writes continue and go into
     both), then the old index is dropped and the new one takes its name in one short transaction (search
-    reads the index size by name: `search.hnsw`). A rebuild interrupted before the swap leaves only the
-    second, possibly invalid, index: it is dropped and built afresh on the next run. Must run outside a
-    transaction (CONCURRENTLY refuses one)."""
+    reads the index size by name: `search.hnsw`). A rebuild interrupted before the swap leaves the second
+    index: the next run swaps it in if it is complete and has the current parameters (a million vectors take
+    half an hour to build), and otherwise drops it and builds afresh. Must run outside a transaction
+    (CONCURRENTLY refuses one)."""
     if connection.in_atomic_block:
         raise EmbeddingSpaceError("An HNSW index is rebuilt outside a transaction (CONCURRENTLY).")
     name = space_index_name(space.pk)
     building = f"{name}_rebuild"
+    wanted = _index_ddl(space, building, concurrently=True)
+    m, ef_construction = hnsw_graph_parameters()
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {building}")
-        cursor.execute(_index_ddl(space, building, concurrently=True))
-        with transaction.atomic():
-            # DROP INDEX takes the table's exclusive lock for an instant, after the queries running on it.
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_s * 1000)}ms"])
-            cursor.execute(f"DROP INDEX IF EXISTS {name}")
-            cursor.execute(f"ALTER INDEX {building} RENAME TO {name}")
+        cursor.execute(
+            "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "WHERE i.indexrelid = to_regclass(%s)",
+            [building],
+        )
+        left = cursor.fetchone()
+        reusable = bool(left and left[0] and f"m='{m}', ef_construction='{ef_construction}'" in left[1])
+        if not reusable:
+            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {building}")
+            cursor.execute(wanted)
+        try:
+            with transaction.atomic():
+                # DROP INDEX takes the table's exclusive lock for an instant, once the queries on it end.
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", [f"{int(lock_timeout_s * 1000)}ms"]
+                )
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+                cursor.execute(f"ALTER INDEX {building} RENAME TO {name}")
+        except OperationalError as exc:
+            raise EmbeddingSpaceError(
+                f"The new graph is built ({building}) but the table stayed busy for {lock_timeout_s:.0f} s, "
+                f"so the old index was not swapped out ({exc}). Run the rebuild again: it swaps at once."
+            ) from exc
         cursor.execute("ANALYZE ingestion_chunkembedding")
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
         return cursor.fetchone()[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from io import StringIO
 
 import pytest
@@ -83,3 +84,50 @@ def test_without_an_active_space_the_command_says_there_is_nothing_to_rebuild():
 
     with pytest.raises(CommandError, match="no active embedding space"):
         call_command("hnsw_rebuild", stdout=StringIO())
+
+
+def index_oid(name: str) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)::oid", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_graph_built_but_not_swapped_in_is_swapped_in_by_the_next_run_not_built_again(
+    genapi, collection, settings
+):
+    """The swap waits for the table's lock; a table kept busy past the timeout fails the run with a reason,
+    and the next run swaps the finished graph in at once."""
+    document, _ = document_create(collection=collection, title="Pumps", text=TEXT)
+    document_ingest(document.pk)
+    space = EmbeddingSpace.objects.get(is_active=True)
+    name = f"ingestion_chunkembedding_space_{space.pk}_hnsw"
+    settings.RAG_HNSW_M, settings.RAG_HNSW_EF_CONSTRUCTION = 20, 80
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_table() -> None:
+        # A long query elsewhere: its lock keeps DROP INDEX (which needs the table alone) waiting.
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE ingestion_chunkembedding IN ACCESS SHARE MODE")
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_table)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with pytest.raises(EmbeddingSpaceError, match="Run the rebuild again"):
+            embedding_space_index_rebuild(space, lock_timeout_s=0.3)
+    finally:
+        release.set()
+        holder.join()
+    built = index_oid(f"{name}_rebuild")
+    assert built is not None and "m='24'" in space_indexes(space)[name]  # the old graph still serves
+
+    embedding_space_index_rebuild(space)
+    assert index_oid(name) == built  # the finished graph, renamed, not a new build
+    assert list(space_indexes(space)) == [name] and "m='20'" in space_indexes(space)[name]
