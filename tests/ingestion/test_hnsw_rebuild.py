@@ -131,3 +131,16 @@ def test_a_graph_built_but_not_swapped_in_is_swapped_in_by_the_next_run_not_buil
     embedding_space_index_rebuild(space)
     assert index_oid(name) == built  # the finished graph, renamed, not a new build
     assert list(space_indexes(space)) == [name] and "m='20'" in space_indexes(space)[name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_memory_setting_postgresql_refuses_is_reported_before_anything_is_built(genapi, collection):
+    from django.core.management import CommandError
+
+    document, _ = document_create(collection=collection, title="Pumps", text=TEXT)
+    document_ingest(document.pk)
+    space = EmbeddingSpace.objects.get(is_active=True)
+    before = space_indexes(space)
+    with pytest.raises(CommandError, match="--memory 'lots'"):
+        call_command("hnsw_rebuild", "--memory", "lots", stdout=StringIO())
+    assert space_indexes(space) == before
