@@ -217,7 +217,7 @@ RAG_RERANK_CACHE_SECONDS = env.int("RAG_RERANK_CACHE_SECONDS", default=3600)
 RAG_HNSW_EF_SEARCH = env.int("RAG_HNSW_EF_SEARCH", default=0)
 RAG_HNSW_EF_SEARCH_MAX = env.int("RAG_HNSW_EF_SEARCH_MAX", default=1000)
 # The graph's build parameters. pgvector's defaults (16, 64) find 0.917 of the exact top 10 at 1,000,000
-# passages even at the widest walk (ef_search 1,000); 24 / 128 finds 0.962, at ~27 % of ingestion speed
+# passages even at the widest walk (ef_search 1,000); 24 / 128 finds 0.962, and ingestion is ~27 % slower
 # (BENCHMARKS.md issue 14, "Session 8"). They apply to indexes created from then on: a new embedding space,
 # or the active one's graph rebuilt with `manage.py hnsw_rebuild`.
 RAG_HNSW_M = env.int("RAG_HNSW_M", default=24)
