@@ -100,7 +100,6 @@ def embedding_space_index_rebuild(space: EmbeddingSpace, *, lock_timeout_s: floa
                 f"The new graph is built ({building}) but the table stayed busy for {lock_timeout_s:.0f} s, "
                 f"so the old index was not swapped out ({exc}). Run the rebuild again: it swaps at once."
             ) from exc
-        cursor.execute("ANALYZE ingestion_chunkembedding")
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
         return cursor.fetchone()[0]
 

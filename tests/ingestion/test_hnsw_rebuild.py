@@ -6,7 +6,7 @@ import threading
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from ingestion.models import EmbeddingSpace
@@ -80,8 +80,6 @@ def test_a_rebuild_inside_a_transaction_is_refused_with_a_reason(genapi, collect
 
 @pytest.mark.django_db
 def test_without_an_active_space_the_command_says_there_is_nothing_to_rebuild():
-    from django.core.management import CommandError
-
     with pytest.raises(CommandError, match="no active embedding space"):
         call_command("hnsw_rebuild", stdout=StringIO())
 
@@ -135,8 +133,6 @@ def test_a_graph_built_but_not_swapped_in_is_swapped_in_by_the_next_run_not_buil
 
 @pytest.mark.django_db(transaction=True)
 def test_a_memory_setting_postgresql_refuses_is_reported_before_anything_is_built(genapi, collection):
-    from django.core.management import CommandError
-
     document, _ = document_create(collection=collection, title="Pumps", text=TEXT)
     document_ingest(document.pk)
     space = EmbeddingSpace.objects.get(is_active=True)

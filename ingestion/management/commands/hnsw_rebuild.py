@@ -54,7 +54,7 @@ class Command(MigratedCommand):
                 if workers is not None:
                     cursor.execute(
                         "SELECT set_config('max_parallel_maintenance_workers', %s, false)",
-                        [str(int(workers))],
+                        [str(workers)],
                     )
         except DatabaseError as exc:
             raise CommandError(f"--memory {memory!r} / --workers {workers!r}: {exc}") from exc
