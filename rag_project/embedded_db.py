@@ -11,6 +11,9 @@ for this machine: with a million passages the HNSW graph and the postings' B-tre
 search then copies pages in from the kernel's cache, and a large import checkpoints (and writes full pages
 to the WAL again) every gigabyte. A running server takes the reloadable settings at once; shared_buffers at
 its next start.
+
+The server also starts with glibc's allocator told to keep freed memory (`GLIBC_TUNABLES`, see
+`embedded_server_tunables`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import fcntl
 import os
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlparse
 
@@ -44,6 +48,40 @@ def embedded_server_settings(memory_bytes: int) -> dict[str, str]:
         "max_wal_size": "4GB",
         "checkpoint_timeout": "15min",
     }
+
+
+# glibc hands a heap's free top back to the kernel once more than 128 kB of it is free, and maps each large
+# allocation on its own (both thresholds move up only after a large block is freed). A backend's executor
+# memory is freed at the end of every statement, so each search page-faulted its working memory in anew:
+# ~5.7 % of the server's CPU under 8 concurrent searches, 0.2 % with these (BENCHMARKS.md, issue 14,
+# "Session 9"). A backend keeps at most 64 MB of freed heap; blocks over 32 MB still get their own mapping.
+MALLOC_TUNABLES = {
+    "glibc.malloc.trim_threshold": str(64 * _MIB),
+    "glibc.malloc.mmap_threshold": str(32 * _MIB),
+}
+
+
+def embedded_server_tunables(environ: Mapping[str, str]) -> str:
+    """The `GLIBC_TUNABLES` the server starts with: the caller's own, then ours for any they do not set."""
+    own = environ.get("GLIBC_TUNABLES", "")
+    named = {item.split("=", 1)[0] for item in own.split(":") if item}
+    ours = [f"{name}={value}" for name, value in MALLOC_TUNABLES.items() if name not in named]
+    return ":".join(part for part in (own, *ours) if part)
+
+
+@contextlib.contextmanager
+def embedded_server_environment() -> Iterator[None]:
+    """`GLIBC_TUNABLES` set while a server is started from this process (pgserver's `pg_ctl` inherits the
+    environment; there is no other way in), and restored afterwards."""
+    previous = os.environ.get("GLIBC_TUNABLES")
+    os.environ["GLIBC_TUNABLES"] = embedded_server_tunables(os.environ)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("GLIBC_TUNABLES", None)
+        else:
+            os.environ["GLIBC_TUNABLES"] = previous
 
 
 def embedded_server_configure(pgdata: Path, memory_bytes: int | None = None) -> bool:
@@ -98,7 +136,8 @@ def embedded_database_uri(data_dir: Path) -> str:
                 with server._lock:
                     server.ensure_pgdata_inited()
                 reload = embedded_server_configure(pgdata) and running  # a server just started read it
-                server.start()
+                with embedded_server_environment():
+                    server.start()
             uri = server.get_uri()
             if reload:
                 _reload(uri)

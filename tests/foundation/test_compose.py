@@ -46,3 +46,9 @@ def test_every_app_variable_is_one_the_settings_read():
         assert env["DATABASE_URL"].startswith("postgresql://") and "@db:5432/" in env["DATABASE_URL"]
         assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379")
         assert env["DJANGO_DEBUG"] == "0"
+
+
+def test_the_database_container_gets_the_embedded_servers_allocator_settings():
+    from rag_project.embedded_db import embedded_server_tunables
+
+    assert compose()["services"]["db"]["environment"]["GLIBC_TUNABLES"] == embedded_server_tunables({})
