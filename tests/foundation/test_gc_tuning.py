@@ -32,8 +32,8 @@ def test_freezing_covers_the_view_modules_imported_by_the_urlconf():
     from rag_project.gc_tuning import startup_objects_freeze
 
     try:
-        frozen = startup_objects_freeze()
-        assert frozen == gc.get_freeze_count() > 0
+        # Other threads of the test process allocate too: the count only has to be the freeze's.
+        assert startup_objects_freeze() > 20_000
         assert "search.apis" in sys.modules
     finally:
         gc.unfreeze()
