@@ -53,7 +53,7 @@ CONCURRENT = 8
 # Searches sent before the passes. At 1,000,000 passages the first few dozen read the HNSW graph and the
 # postings from disk (a fresh server's buffers are empty): with 5, the first pass measured that (p95 119.8 ms
 # against 72 for the next one-client pass; BENCHMARKS.md, session 5).
-WARMUP = 50
+WARMUP = 25  # searches per client of the widest pass: 200 at 8 clients, so a default run sends no query twice
 CORPUS_META = "corpus.json"
 BUILDING_MARK = "building"
 # (name, path, extra body, clients); each pass gets fresh queries.
@@ -321,9 +321,15 @@ def measure(stack: Stack, key: str, slugs: list[str], queries: list[str], args) 
         cursor += n
         return chosen
 
-    warm = [{"query": q, "collections": slugs, "rerank": False} for q in take(args.warmup)]
-    _requests(stack.web_url, key, "/api/search", warm, 1, client_kind=args.client)
     passes = [p for p in PASSES if not args.only or args.only in p[0]]
+    # The warm-up runs at the widest pass's concurrency, so every gunicorn thread that pass will use has its
+    # database connections (the request's and the vector leg's) open, its statements prepared and the shared
+    # buffers it reads mapped. Warmed by one client, an 8-client pass opened most of its connections itself,
+    # and its p95 was that of new connections, not of a running service (BENCHMARKS.md, issue 14,
+    # "Session 9").
+    widest = max((clients for *_, clients in passes), default=1)
+    warm = [{"query": q, "collections": slugs, "rerank": False} for q in take(args.warmup * widest)]
+    _requests(stack.web_url, key, "/api/search", warm, widest, client_kind=args.client)
     for round_ in range(1, args.repeat + 1):
         for name, path, extra, clients in passes:
             name = name if round_ == 1 else f"{name} #{round_}"
@@ -541,7 +547,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--warmup", type=int, default=WARMUP, help="searches sent before the passes")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=WARMUP,
+        help="searches each client of the widest pass sends before the passes",
+    )
     parser.add_argument(
         "--replot", default=None, help="only print the table and draw --plot from this earlier --json file"
     )
