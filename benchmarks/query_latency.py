@@ -21,6 +21,7 @@ run whose steps share state; it is a script, not library code.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,10 +52,11 @@ from benchmarks.common import (  # noqa: E402
 )
 
 CONCURRENT = 8
-# Searches sent before the passes. At 1,000,000 passages the first few dozen read the HNSW graph and the
-# postings from disk (a fresh server's buffers are empty): with 5, the first pass measured that (p95 119.8 ms
-# against 72 for the next one-client pass; BENCHMARKS.md, session 5).
-WARMUP = 25  # searches per client of the widest pass: 200 at 8 clients, so a default run sends no query twice
+# Searches each client of the widest pass sends before the passes: 200 at 8 clients, so a default run sends
+# no query twice. At 1,000,000 passages the first few dozen read the HNSW graph and the postings from disk (a
+# fresh server's buffers are empty): with 5 in all, the first pass measured that (p95 119.8 ms against 72 for
+# the next one-client pass; BENCHMARKS.md, session 5).
+WARMUP = 25
 CORPUS_META = "corpus.json"
 BUILDING_MARK = "building"
 # (name, path, extra body, clients); each pass gets fresh queries.
@@ -78,9 +81,6 @@ class _StdlibClient:
     every millisecond it spends is one the server does not get (BENCHMARKS.md, issue 14, "Session 8")."""
 
     def __init__(self, base_url: str, key: str, timeout: float):
-        import http.client
-        from urllib.parse import urlsplit
-
         parts = urlsplit(base_url)
         self._connect = lambda: http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         self._conn = self._connect()
@@ -92,8 +92,6 @@ class _StdlibClient:
         return response.status, response.read()
 
     def post(self, path: str, body: dict) -> tuple[int, bytes]:
-        import http.client
-
         payload = json.dumps(body).encode()
         try:
             return self._send(path, payload)
